@@ -1,0 +1,113 @@
+"""Composition root: `create_app()` builds the bridge. No module-level app object:
+serve with `gunicorn 'app:create_app()'`; `flask` finds the factory by itself."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import uuid
+
+from flask import Flask, g, jsonify, render_template, request
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException
+
+import keys
+import tenants
+from config import load_config
+from extensions import db, migrate
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    # The instance folder holds local config, the SQLite file and the RSA key; tests and
+    # multi-instance deployments point it elsewhere.
+    instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("BRIDGE_INSTANCE_PATH")
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
+    load_config(app, test_config)
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_request_ids(app)
+    register_errorhandlers(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    engine_options = {"pool_pre_ping": True}
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        engine_options = {"connect_args": {"timeout": 30}}
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
+    db.init_app(app)
+    migrate.init_app(app, db, directory="migrations")
+    keys.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    tenants.init_app(app)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+
+def register_request_ids(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id():
+        g.request_id = uuid.uuid4().hex
+
+    @app.after_request
+    def expose_request_id(response):
+        response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        return response
+
+
+def register_errorhandlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return render_template("error.html", status=exc.code, title=exc.name, detail=exc.description,
+                               request_id=g.get("request_id", "")), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(exc: Exception):
+        app.logger.exception("unhandled_error path=%s", request.path)
+        return render_template("error.html", status=500, title="Something went wrong",
+                               detail="The bridge could not complete this request.",
+                               request_id=g.get("request_id", "")), 500
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            record.request_id = g.get("request_id", "-")
+        except RuntimeError:  # outside a request
+            record.request_id = "-"
+        return True
+
+
+def configure_logging(app: Flask) -> None:
+    root = logging.getLogger()
+    if not any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
+        handler = logging.StreamHandler()
+        handler.addFilter(RequestIdFilter())
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s req=%(request_id)s %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(app.config["LOG_LEVEL"])
+
+
+# SQLite: take the write lock when a transaction starts (BEGIN IMMEDIATE), so concurrent writers
+# queue on the busy timeout instead of failing on a lock upgrade; enforce foreign keys.
+@event.listens_for(Engine, "connect")
+def _sqlite_connect(dbapi_connection, _record):
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_begin(conn):
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,96 @@
+"""Configuration: defaults → instance/config.py → BRIDGE_* environment → test mapping, then a
+check that stops start-up with a clear message when a secret is missing or malformed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+from flask import Flask
+
+# Secrets: read verbatim from the environment (from_prefixed_env would turn "123" into an int),
+# or from a file named by BRIDGE_<NAME>_FILE (docker/k8s secrets).
+SECRET_SETTINGS = ("SECRET_KEY", "KIT_ACCESS_KEY", "BASIC_ACCESS_KEY", "DATA_KEYS")
+LIST_SETTINGS = ("KIT_ACCESS_KEY_FALLBACKS", "BASIC_ACCESS_KEY_FALLBACKS", "DATA_KEYS")
+MIN_SECRET_KEY_CHARS = 32
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def load_config(app: Flask, test_config: dict | None = None) -> None:
+    app.config.from_object("config.default")
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("BRIDGE")
+    for name in SECRET_SETTINGS:
+        raw = os.environ.get(f"BRIDGE_{name}")
+        if raw is not None:
+            app.config[name] = raw
+        elif app.config.get(f"{name}_FILE") and not app.config.get(name):
+            app.config[name] = _read_secret_file(name, app.config[f"{name}_FILE"])
+    if test_config:
+        app.config.update(test_config)
+    for name in LIST_SETTINGS:
+        app.config[name] = _as_list(app.config.get(name))
+    _resolve_paths(app)
+    validate_config(app)
+
+
+def _read_secret_file(name: str, path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"BRIDGE_{name}_FILE={path!r} cannot be read: {exc.strerror}") from None
+
+
+def _as_list(value) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in str(value).split(",") if part.strip()]
+
+
+def _resolve_paths(app: Flask) -> None:
+    instance = Path(app.instance_path)
+    url = app.config.get("DATABASE_URL") or f"sqlite:///{instance / 'bridge.sqlite'}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    key_file = Path(str(app.config["RSA_PRIVATE_KEY_FILE"]))
+    app.config["RSA_PRIVATE_KEY_FILE"] = str(key_file if key_file.is_absolute() else instance / key_file)
+    app.config["PRODUCE_PATH"] = "/" + str(app.config["PRODUCE_PATH"]).strip("/")
+    app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"])
+
+
+def validate_config(app: Flask) -> None:
+    c = app.config
+    problems = []
+    secret = c.get("SECRET_KEY")
+    if not isinstance(secret, str) or len(secret) < MIN_SECRET_KEY_CHARS:
+        problems.append(
+            f"BRIDGE_SECRET_KEY must be set to a random string of at least {MIN_SECRET_KEY_CHARS} characters"
+        )
+    for name in ("KIT_ACCESS_KEY", "BASIC_ACCESS_KEY"):
+        value = c.get(name)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"BRIDGE_{name} must be set to the accessKey bound in KooGallery's seller centre")
+    if c.get("KIT_ACCESS_KEY") and c.get("KIT_ACCESS_KEY") == c.get("BASIC_ACCESS_KEY"):
+        problems.append(
+            "BRIDGE_KIT_ACCESS_KEY and BRIDGE_BASIC_ACCESS_KEY are equal; KooGallery binds a different key "
+            "to each interface type"
+        )
+    if not c["DATA_KEYS"]:
+        problems.append("BRIDGE_DATA_KEYS must hold at least one Fernet key (python -m config.generate makes one)")
+    for i, key in enumerate(c["DATA_KEYS"]):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            problems.append(f"BRIDGE_DATA_KEYS entry {i + 1} is not a valid Fernet key (32 url-safe base64 bytes)")
+    for name in ("SIGNATURE_WINDOW_SECONDS", "NONCE_TTL_SECONDS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"):
+        if not isinstance(c.get(name), int) or c[name] <= 0:
+            problems.append(f"BRIDGE_{name} must be a positive integer")
+    if not problems and c["NONCE_TTL_SECONDS"] < 2 * c["SIGNATURE_WINDOW_SECONDS"]:
+        problems.append("BRIDGE_NONCE_TTL_SECONDS must be at least twice BRIDGE_SIGNATURE_WINDOW_SECONDS")
+    if problems:
+        raise ConfigError("SSO Bridge cannot start:\n  - " + "\n  - ".join(problems))

@@ -1,0 +1,43 @@
+"""Safe, secret-free defaults. Every name can be overridden by a `BRIDGE_<NAME>` environment
+variable (or `instance/config.py`). Secrets have no default: start-up fails until they are set."""
+
+# Where KooGallery calls us: the "production address" is {PUBLIC_URL}{PRODUCE_PATH}; kit calls
+# arrive at {PRODUCE_PATH}/produceAPI/v2/<interface>.
+PRODUCE_PATH = "/produce"
+
+# The bridge's external base URL (https://bridge.example.com). Used for the frontEndUrl returned
+# by queryInstance; when unset, the URL the request came in on is used.
+PUBLIC_URL = None
+
+# SQLAlchemy URL. None means SQLite in the instance folder (instance/bridge.sqlite).
+DATABASE_URL = None
+
+# Signed-call checks (spec §3.2): accepted clock difference, and how long a nonce is remembered.
+# A nonce must outlive the window on both sides, so it can never be replayed inside it.
+SIGNATURE_WINDOW_SECONDS = 60
+NONCE_TTL_SECONDS = 300
+
+# Bad-input limits for sync calls.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+MAX_JSON_DEPTH = 32
+MAX_AUTH_SYNC_USERS = 500
+
+# Add the V1-style `Body-Sign` header to every sync answer (harmless for V2, spec §3.4/§11 U3).
+BODY_SIGN = True
+
+# Allow http:// and private/loopback authentication-centre hosts in tenantSync.domainName.
+# Only for the local simulator; never in production.
+ALLOW_INSECURE_IDP = False
+
+# RSA private key that decrypts applicationSync.clientSecret (`flask keys generate` writes it).
+# A relative path is resolved inside the instance folder.
+RSA_PRIVATE_KEY_FILE = "koogallery_rsa.pem"
+
+# Keys accepted during rotation, besides the current ones (lists, or comma-separated strings).
+KIT_ACCESS_KEY_FALLBACKS = []
+BASIC_ACCESS_KEY_FALLBACKS = []
+
+# How many rows `flask sync log` prints by default; request bodies kept in the audit are cut here.
+AUDIT_BODY_MAX_CHARS = 256 * 1024
+
+LOG_LEVEL = "INFO"

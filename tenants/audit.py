@@ -1,0 +1,44 @@
+"""The sync-call audit: every call, accepted or refused, with its body minus secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from extensions import db
+from tenants.models import SyncCall
+
+log = logging.getLogger(__name__)
+
+REDACTED = "[redacted]"
+_SECRET_KEYS = {"clientsecret", "client_secret", "password", "accesskey", "secret", "access_token", "refresh_token"}
+
+
+def redact(value):
+    if isinstance(value, dict):
+        return {k: (REDACTED if str(k).lower() in _SECRET_KEYS else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def body_for_audit(body: dict | None, raw: bytes, max_chars: int) -> str:
+    if body is not None:
+        text = json.dumps(redact(body), ensure_ascii=False)
+    else:
+        # Unparseable: keep only a short, decoded prefix; it cannot be redacted field by field.
+        text = raw[:512].decode("utf-8", errors="replace")
+    return text if len(text) <= max_chars else text[:max_chars] + "…[truncated]"
+
+
+def record_sync_call(**fields) -> None:
+    """Written in its own transaction, after the call's own commit or rollback. If the database
+    is down the call already answered 000005; the line in the log is then the only record."""
+    try:
+        db.session.add(SyncCall(**fields))
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.error("sync_audit_write_failed interface=%s result=%s", fields.get("interface"), fields.get("result_code"))

@@ -1,0 +1,196 @@
+"""Reading KooGallery bodies: strict where safety needs it (JSON shape, depth, conflicting
+duplicate keys), lenient where Huawei's own documents disagree (numbers as strings, a list sent as
+a JSON string, `orgName`/`OrgName`/`name`)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+from tenants.errors import invalid
+
+_CONFLICT = object()
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _pairs(pairs):
+    obj: dict = {}
+    for key, value in pairs:
+        if key in obj and obj[key] != value:
+            # Two readers could see two different bodies; refuse rather than guess. Identical
+            # repeats are harmless (Huawei's own singleOrgSync example repeats instanceId).
+            raise ValueError(f"duplicate key {key!r} with different values")
+        obj[key] = value
+    return obj
+
+
+def parse_json_object(raw: bytes, max_depth: int) -> dict:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise invalid("body is not UTF-8") from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    try:
+        body = json.loads(text, object_pairs_hook=_pairs, parse_constant=_reject_constant)
+    except RecursionError:
+        raise invalid(f"body is nested deeper than {max_depth} levels") from None
+    except ValueError as exc:
+        raise invalid(f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise invalid("body must be a JSON object")
+    if _depth(body) > max_depth:
+        raise invalid(f"body is nested deeper than {max_depth} levels")
+    return body
+
+
+def _depth(value) -> int:
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((c, level + 1) for c in children if isinstance(c, (dict, list)))
+    return deepest
+
+
+# --- fields ---------------------------------------------------------------------------------
+
+
+def text(body: dict, name: str, *, required: bool = True, max_len: int = 64, allow_empty: bool = False) -> str | None:
+    """A string field; numbers are accepted and written as text (KooGallery mixes the two)."""
+    value = body.get(name)
+    if value is None or (value == "" and not allow_empty):
+        if required:
+            raise invalid(f"{name} is missing")
+        return "" if value == "" else None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise invalid(f"{name} must be a string")
+    value = str(value).strip()
+    if not value and required and not allow_empty:
+        raise invalid(f"{name} is missing")
+    if len(value) > max_len:
+        raise invalid(f"{name} is longer than {max_len} characters")
+    return value
+
+
+def small_int(body: dict, name: str, allowed: tuple[int, ...], *, required: bool = True, default=None) -> int | None:
+    """flag/testFlag: a number in V2 kit bodies, a string ("1") in basic ones."""
+    value = body.get(name)
+    if value is None or value == "":
+        if required:
+            raise invalid(f"{name} is missing")
+        return default
+    if isinstance(value, bool):
+        raise invalid(f"{name} must be one of {allowed}")
+    try:
+        number = int(value) if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()) else None
+    except ValueError:
+        number = None
+    if number not in allowed:
+        raise invalid(f"{name} must be one of {', '.join(map(str, allowed))}")
+    return number
+
+
+def test_flag(body: dict) -> bool:
+    return small_int(body, "testFlag", (0, 1), required=False, default=0) == 1
+
+
+def sync_time(body: dict, name: str) -> str:
+    """yyyyMMddHHmmssSSS (UTC+8). Shorter forms are padded so they compare as text."""
+    value = text(body, name, max_len=17)
+    if not value.isdigit() or not 14 <= len(value) <= 17:
+        raise invalid(f"{name} must be yyyyMMddHHmmssSSS")
+    return value.ljust(17, "0")
+
+
+def expire_time(body: dict, name: str) -> datetime:
+    value = text(body, name, max_len=17)
+    try:
+        return datetime.strptime(value[:14], "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise invalid(f"{name} must be yyyyMMddHHmmss (UTC)") from None
+
+
+def boolean_text(value, name: str) -> bool:
+    """authSync `enable`: the string "true"/"false" (a real JSON boolean is accepted too)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise invalid(f"{name} must be \"true\" or \"false\"")
+
+
+# --- lists that may arrive as JSON strings -----------------------------------------------------
+
+_UNQUOTED_KEY = re.compile(r'([{,]\s*)([A-Za-z_][A-Za-z0-9_]*)\s*:')
+
+
+def json_list(body: dict, *names: str) -> tuple[str, list]:
+    """The first of `names` present, as a list: a JSON array, a string holding one, or a string
+    holding the lax form of Huawei's example (`[{orgCode:"1", ...}]`, unquoted keys)."""
+    for name in names:
+        if name in body and body[name] is not None:
+            value = body[name]
+            break
+    else:
+        raise invalid(f"{names[0]} is missing")
+    if isinstance(value, str):
+        value = value.strip() or "[]"
+        try:
+            value = json.loads(value)
+        except ValueError:
+            try:
+                value = json.loads(_UNQUOTED_KEY.sub(r'\1"\2":', value))
+            except ValueError:
+                raise invalid(f"{name} is not a JSON array") from None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise invalid(f"{name} must be a list of objects")
+    return name, value
+
+
+# --- domainName ---------------------------------------------------------------------------------
+
+
+def normalise_domain_name(value: str, *, allow_insecure: bool) -> str:
+    """`https://host[:port][/path]` without a trailing slash (spec §5.1, §11 U7)."""
+    value = value.strip()
+    if "://" not in value:
+        value = "https://" + value
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise invalid("domainName is not a valid URL") from None
+    host = (parts.hostname or "").lower()
+    if parts.scheme.lower() not in ("https", "http") or not host:
+        raise invalid("domainName must be an https URL or a host name")
+    if parts.username or parts.password or parts.query or parts.fragment or " " in value:
+        raise invalid("domainName must not carry credentials, a query or a fragment")
+    if not allow_insecure:
+        if parts.scheme.lower() != "https":
+            raise invalid("domainName must use https")
+        if _is_internal_host(host):
+            raise invalid("domainName must be a public host name, not an internal address")
+    netloc = host if port is None else f"{host}:{port}"
+    if ":" in host:
+        netloc = f"[{host}]" if port is None else f"[{host}]:{port}"
+    return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
+
+
+def _is_internal_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost") or host.endswith(".internal"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return not address.is_global

@@ -1,0 +1,44 @@
+"""Race-free "create or lock" for sync rows.
+
+Twenty identical tenantSyncs may arrive at once on several processes. Each does
+`INSERT … ON CONFLICT DO NOTHING` and then `SELECT … FOR UPDATE`: exactly one insert wins, every
+other call waits for its row lock and then sees the row, so there is one row and no unique-key
+error. SQLite has no row locks; its writers are serialised by `BEGIN IMMEDIATE` (see app.py)."""
+
+from __future__ import annotations
+
+from sqlalchemy.dialects import postgresql, sqlite
+
+from extensions import db
+
+
+def _insert(model):
+    dialect = db.session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(model)
+    if dialect == "sqlite":
+        return sqlite.insert(model)
+    raise RuntimeError(f"unsupported database dialect {dialect}")
+
+
+def insert_missing(model, rows: list[dict], key_columns: tuple[str, ...]) -> set[tuple]:
+    """Insert the rows whose key is not there yet; return the keys that were inserted."""
+    if not rows:
+        return set()
+    key_attrs = [getattr(model, c) for c in key_columns]
+    stmt = _insert(model).values(rows).on_conflict_do_nothing().returning(*key_attrs)
+    return {tuple(r) for r in db.session.execute(stmt)}
+
+
+def lock_rows(model, key_column: str, keys: list, **equal):
+    """The existing rows for `keys`, locked until commit, in key order (no lock-order deadlocks)."""
+    column = getattr(model, key_column)
+    stmt = db.select(model).filter_by(**equal).where(column.in_(keys)).order_by(column).with_for_update()
+    return list(db.session.execute(stmt).scalars())
+
+
+def create_or_lock(model, key: dict, values: dict):
+    """(row, created): a new row with `values`, or the existing one locked for update."""
+    inserted = insert_missing(model, [{**values, **key}], tuple(key))
+    stmt = db.select(model).filter_by(**key).with_for_update().execution_options(populate_existing=True)
+    return db.session.execute(stmt).scalar_one(), bool(inserted)

@@ -1,0 +1,151 @@
+"""Test harness: a fresh app per test, on SQLite and on a real PostgreSQL the harness starts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from cryptography.fernet import Fernet
+
+from app import create_app
+from extensions import db
+from keys.rsa import generate_private_key, write_private_key
+from tests.koogallery import KooGallery
+from tests.pg import PostgresCluster, find_pg_bin
+
+KIT_KEY = "kit-access-key-0123456789"
+BASIC_KEY = "basic-access-key-0123456789"
+DATA_KEY = Fernet.generate_key().decode()
+
+
+def _postgres_required() -> bool:
+    return os.environ.get("CI", "").lower() == "true" or os.environ.get("TEST_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_environment():
+    """A developer's shell must not leak into the tests."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith(("FLASK_", "BRIDGE_"))}
+    for k in saved:
+        del os.environ[k]
+    yield
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def rsa_key(tmp_path_factory):
+    key = generate_private_key()
+    path = tmp_path_factory.mktemp("keys") / "koogallery_rsa.pem"
+    write_private_key(key, str(path))
+    return key, str(path)
+
+
+@pytest.fixture(scope="session")
+def base_config(rsa_key, tmp_path_factory):
+    return {
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
+        "SECRET_KEY": "test-secret-key-" + "x" * 40,
+        "KIT_ACCESS_KEY": KIT_KEY,
+        "BASIC_ACCESS_KEY": BASIC_KEY,
+        "DATA_KEYS": [DATA_KEY],
+        "RSA_PRIVATE_KEY_FILE": rsa_key[1],
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def _migrate(config: dict, url: str) -> None:
+    from flask_migrate import upgrade
+
+    app = create_app({**config, "DATABASE_URL": url})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield None
+        return
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        if _postgres_required():
+            pytest.fail("PostgreSQL binaries (initdb, pg_ctl) not found, and this run requires PostgreSQL")
+        pytest.skip("PostgreSQL binaries not found")
+    cluster = PostgresCluster(bin_dir).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres, base_config):
+    url = os.environ.get("TEST_DATABASE_URL") or postgres.create_database("bridge_test")
+    _migrate(base_config, url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(base_config, tmp_path_factory):
+    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite"
+    _migrate(base_config, f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path, sqlite_template):
+    if request.param == "sqlite":
+        path = tmp_path / "bridge.sqlite"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    _truncate_all(request.getfixturevalue("base_config"), url)
+
+
+def _truncate_all(config: dict, url: str) -> None:
+    app = create_app({**config, "DATABASE_URL": url})
+    with app.app_context():
+        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        db.engine.dispose()
+
+
+@pytest.fixture
+def make_app(base_config, database_url):
+    """Build an app with extra settings; every app built is disposed of after the test."""
+    apps = []
+
+    def factory(**overrides):
+        app = create_app({**base_config, "DATABASE_URL": database_url, **overrides})
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def kg(client):
+    return KooGallery(client, KIT_KEY, BASIC_KEY)
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()

@@ -1,0 +1,52 @@
+"""A test stand-in for KooGallery's caller: signs exactly as spec §3.2/§3.3 say, written
+independently of tenants.signing so the two check each other."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+
+
+def _hex(key: str, msg: str) -> str:
+    return hmac.new(key.encode(), msg.encode(), hashlib.sha256).hexdigest()
+
+
+def sorted_payload(body: dict) -> str:
+    return json.dumps({k: body[k] for k in sorted(body) if body[k] is not None}, separators=(",", ":"),
+                      ensure_ascii=False)
+
+
+def kit_headers(key: str, body: dict, *, nonce=None, timestamp=None, raw: str | None = None) -> dict:
+    nonce = nonce or secrets.token_hex(32).upper()
+    timestamp = str(timestamp if timestamp is not None else int(time.time() * 1000))
+    payload = raw if raw is not None else sorted_payload(body)
+    return {"Content-Type": "application/json", "x-sign": _hex(key, key + nonce + timestamp + payload).upper(),
+            "x-timestamp": timestamp, "x-nonce": nonce}
+
+
+def basic_query(key: str, body: dict, *, nonce=None, timestamp=None, raw: str | None = None) -> dict:
+    nonce = nonce or secrets.token_hex(32)
+    timestamp = str(timestamp if timestamp is not None else int(time.time() * 1000))
+    payload = raw if raw is not None else sorted_payload(body)
+    inner = _hex(key, payload).lower()
+    return {"signature": _hex(key, key + nonce + timestamp + inner), "timestamp": timestamp, "nonce": nonce}
+
+
+class KooGallery:
+    """Sends signed calls through a Flask test client (or anything with .post)."""
+
+    def __init__(self, client, kit_key: str, basic_key: str, produce_path: str = "/produce"):
+        self.client, self.kit_key, self.basic_key, self.path = client, kit_key, basic_key, produce_path
+
+    def kit(self, interface: str, body: dict, **sign):
+        raw = json.dumps(body, ensure_ascii=False)
+        headers = kit_headers(self.kit_key, body, **sign)
+        return self.client.post(f"{self.path}/produceAPI/v2/{interface}", data=raw.encode(), headers=headers)
+
+    def basic(self, body: dict, **sign):
+        raw = json.dumps(body, ensure_ascii=False)
+        return self.client.post(self.path, query_string=basic_query(self.basic_key, body, **sign), data=raw.encode(),
+                                headers={"Content-Type": "application/json;charset=utf8"})
