@@ -214,8 +214,11 @@ def apply_auth_sync(body: dict, *, max_users: int) -> Outcome:
         changes[user_name] = {**profile, **state, "app_id": app_id, "test_flag": test, "last_sync_time": sync_time}
 
     names = sorted(changes)
-    new_rows = [{"tenant_id": tenant_id, "user_name": n, "role": "user", "enabled": True,
-                 "created_at": utcnow(), "updated_at": utcnow(), **changes[n]} for n in names]
+    # A multi-row INSERT needs the same columns in every row: absent profile fields are NULL.
+    blank = {column: None for _, column, _ in _USER_TEXT_FIELDS} | {"employee_type": None, "role": "user",
+                                                                     "enabled": True, "deleted_at": None}
+    new_rows = [{**blank, "tenant_id": tenant_id, "user_name": n, "created_at": utcnow(), "updated_at": utcnow(),
+                 **changes[n]} for n in names]
     inserted = {name for _, name in insert_missing(TenantUser, new_rows, ("tenant_id", "user_name"))}
     stale = 0
     for user in lock_rows(TenantUser, "user_name", [n for n in names if n not in inserted], tenant_id=tenant_id):
