@@ -1,0 +1,16 @@
+"""gunicorn settings for the bridge: `gunicorn 'app:create_app()'` picks this file up."""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# Login requests mostly wait on the tenant's authentication centre: threads keep a worker busy.
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+worker_class = "gthread"
+# KooGallery gives up after 5-20 s; nothing of ours should take longer than this.
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss req=%({x-request-id}o)s'
