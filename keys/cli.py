@@ -41,7 +41,7 @@ def generate(out, bits, force):
     write_private_key(key, str(path))
     click.echo(f"Private key written to {path} (mode 0600). Keep it on the bridge's hosts only.")
     if out and Path(out).resolve() != Path(current_app.config["RSA_PRIVATE_KEY_FILE"]).resolve():
-        click.echo(f"Point BRIDGE_RSA_PRIVATE_KEY_FILE at it before starting the bridge.")
+        click.echo("Point BRIDGE_RSA_PRIVATE_KEY_FILE at it before starting the bridge.")
     click.echo("")
     _print_public(key)
 

@@ -13,9 +13,9 @@ from tenants.services import purge_expired_nonces
 def _table(rows: list[tuple], headers: tuple[str, ...]) -> None:
     cells = [tuple("" if v is None else str(v) for v in row) for row in rows]
     widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _count(model, **where) -> int:

@@ -7,7 +7,7 @@ stored when it arrives. Rows are never hard-deleted by a sync: a delete leaves a
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -17,7 +17,7 @@ from keys.datakey import register_encrypted_column
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Timestamped:
@@ -151,7 +151,7 @@ class Instance(Timestamped, db.Model):
             return False
         if self.expire_time is None:
             return True
-        expire = self.expire_time if self.expire_time.tzinfo else self.expire_time.replace(tzinfo=timezone.utc)
+        expire = self.expire_time if self.expire_time.tzinfo else self.expire_time.replace(tzinfo=UTC)
         return expire > (now or utcnow())
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from tenants.errors import invalid
@@ -113,7 +113,7 @@ def sync_time(body: dict, name: str) -> str:
 def expire_time(body: dict, name: str) -> datetime:
     value = text(body, name, max_len=17)
     try:
-        return datetime.strptime(value[:14], "%Y%m%d%H%M%S").replace(tzinfo=timezone.utc)
+        return datetime.strptime(value[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
     except ValueError:
         raise invalid(f"{name} must be yyyyMMddHHmmss (UTC)") from None
 

@@ -37,7 +37,7 @@ class PostgresCluster:
     def _run(self, *args: str) -> None:
         subprocess.run([*self.as_user, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    def start(self) -> "PostgresCluster":
+    def start(self) -> PostgresCluster:
         if self.as_user:
             shutil.chown(self.root, "postgres", "postgres")
         self._run(os.path.join(self.bin_dir, "initdb"), "-D", self.data, "-U", "postgres", "-A", "trust",

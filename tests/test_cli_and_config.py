@@ -17,7 +17,6 @@ from tenants.models import TenantApp
 from tests import factories as f
 from tests.test_kit_sync import ok
 
-
 # --- start-up checks (no database needed) ------------------------------------------------------
 
 

@@ -295,8 +295,8 @@ def test_single_org_sync_with_duplicate_identical_keys_as_in_huawei_example(app,
     from tests.conftest import KIT_KEY
     from tests.koogallery import kit_headers
 
-    raw = ('{"instanceId":"inst-1","tenantId":"%s","instanceId":"inst-1","orgCode":"D9","orgName":"研发部",'
-           '"parentCode":"","flag":1,"testFlag":0,"timeStamp":"20220413093539534"}' % f.TENANT)
+    raw = ('{"instanceId":"inst-1","tenantId":"TENANT","instanceId":"inst-1","orgCode":"D9","orgName":"研发部",'
+           '"parentCode":"","flag":1,"testFlag":0,"timeStamp":"20220413093539534"}').replace("TENANT", f.TENANT)
     response = client.post("/produce/produceAPI/v2/singleOrgSync", data=raw.encode(),
                            headers=kit_headers(KIT_KEY, json.loads(raw), raw=raw))
     ok(response)
