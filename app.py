@@ -8,15 +8,17 @@ import os
 import sqlite3
 import uuid
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, g, jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 
 import keys
+import sso
 import tenants
 from config import load_config
-from extensions import db, migrate
+from extensions import csrf, db, migrate
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
@@ -43,10 +45,19 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory="migrations")
     keys.init_app(app)
+    csrf.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     tenants.init_app(app)
+    from tenants.views import bp as sync_bp
+
+    csrf.exempt(sync_bp)  # KooGallery's calls are authenticated by their signatures
+    sso.init_app(app)
+
+    @app.get("/")
+    def index():
+        return redirect(url_for("sso.home"))
 
     @app.get("/healthz")
     def healthz():
@@ -65,17 +76,21 @@ def register_request_ids(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
+    """Pages for browsers; the sync API answers in KooGallery JSON by itself (tenants.views)."""
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return render_template("error.html", status=400, key="csrf"), 400
+
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return render_template("error.html", status=exc.code, title=exc.name, detail=exc.description,
-                               request_id=g.get("request_id", "")), exc.code
+        key = {404: "not_found", 503: "unavailable"}.get(exc.code, "bad_request" if exc.code < 500 else "server_error")
+        return render_template("error.html", status=exc.code, key=key), exc.code
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):
         app.logger.exception("unhandled_error path=%s", request.path)
-        return render_template("error.html", status=500, title="Something went wrong",
-                               detail="The bridge could not complete this request.",
-                               request_id=g.get("request_id", "")), 500
+        return render_template("error.html", status=500, key="server_error"), 500
 
 
 class RequestIdFilter(logging.Filter):

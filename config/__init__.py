@@ -61,6 +61,7 @@ def _resolve_paths(app: Flask) -> None:
     app.config["RSA_PRIVATE_KEY_FILE"] = str(key_file if key_file.is_absolute() else instance / key_file)
     app.config["PRODUCE_PATH"] = "/" + str(app.config["PRODUCE_PATH"]).strip("/")
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"])
+    app.config["SESSION_COOKIE_SECURE"] = bool(app.config["COOKIE_SECURE"])
 
 
 def validate_config(app: Flask) -> None:
@@ -90,6 +91,8 @@ def validate_config(app: Flask) -> None:
     for name in ("SIGNATURE_WINDOW_SECONDS", "NONCE_TTL_SECONDS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"):
         if not isinstance(c.get(name), int) or c[name] <= 0:
             problems.append(f"BRIDGE_{name} must be a positive integer")
+    if c.get("WORKBENCH_LOGIN") not in ("reinitiate", "direct"):
+        problems.append("BRIDGE_WORKBENCH_LOGIN must be reinitiate or direct")
     if not problems and c["NONCE_TTL_SECONDS"] < 2 * c["SIGNATURE_WINDOW_SECONDS"]:
         problems.append("BRIDGE_NONCE_TTL_SECONDS must be at least twice BRIDGE_SIGNATURE_WINDOW_SECONDS")
     if problems:

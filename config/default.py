@@ -41,3 +41,40 @@ BASIC_ACCESS_KEY_FALLBACKS = []
 AUDIT_BODY_MAX_CHARS = 256 * 1024
 
 LOG_LEVEL = "INFO"
+
+# --- browser login (sso/) -----------------------------------------------------------------------
+
+# A code that arrives without state (workbench launch, unified portal): "reinitiate" discards it
+# and restarts a state-bound authorize at the tenant's authentication centre; "direct" exchanges
+# it as it is. See SECURITY.md for the trade-off.
+WORKBENCH_LOGIN = "reinitiate"
+
+# KooGallery's unified login portal, and the appId of the application credential (spec §6.1 A).
+PORTAL_LOGIN_URL = "https://macroverse.huaweicloud.com/unified-login/#/portal-login"
+APP_ID = None
+
+# Admit users of tenants whose authSync has not arrived yet (identity from userinfo alone).
+JIT_USERS = False
+
+# Authorize requests: scope, and PKCE (S256) on every bridge-started login.
+IDP_SCOPE = "get_user_info"
+IDP_USE_PKCE = True
+# Outbound calls to authentication centres: seconds, and pooled connections per host.
+IDP_CONNECT_TIMEOUT = 3
+IDP_READ_TIMEOUT = 5
+IDP_POOL_SIZE = 10
+
+# Sessions: idle and absolute lifetimes; refresh the IdP access token this long before it expires.
+SESSION_IDLE_MINUTES = 60
+SESSION_ABSOLUTE_HOURS = 12
+ACCESS_TOKEN_REFRESH_MARGIN_SECONDS = 300
+LOGIN_STATE_TTL_SECONDS = 600
+
+# Cookies are Secure (HTTPS only) outside local development.
+COOKIE_SECURE = True
+SESSION_COOKIE_NAME = "bridge_flow"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+
+# Pages: Simplified Chinese first, English available.
+LANGUAGES = ["zh", "en"]

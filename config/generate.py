@@ -21,6 +21,7 @@ def render(kit_key: str | None = None, basic_key: str | None = None, *, local: b
         lines += [
             "# Local demo only: the simulator's authentication centres are http:// on 127.0.0.1.",
             "ALLOW_INSECURE_IDP = True",
+            "COOKIE_SECURE = False",
         ]
     return "\n".join(lines) + "\n"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from cryptography.hazmat.primitives import serialization
 from flask import current_app
 from flask.cli import with_appcontext
 
@@ -39,7 +40,11 @@ def generate(out, bits, force):
         raise click.ClickException(f"{path} already exists; use `flask keys show-public`, or --force to replace it")
     key = generate_private_key(bits)
     write_private_key(key, str(path))
+    public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    Path(f"{path}.pub").write_bytes(public_pem)
     click.echo(f"Private key written to {path} (mode 0600). Keep it on the bridge's hosts only.")
+    click.echo(f"Public key (PEM) written to {path}.pub.")
     if out and Path(out).resolve() != Path(current_app.config["RSA_PRIVATE_KEY_FILE"]).resolve():
         click.echo("Point BRIDGE_RSA_PRIVATE_KEY_FILE at it before starting the bridge.")
     click.echo("")

@@ -28,6 +28,7 @@ from tenants.models import (
     TenantUser,
     utcnow,
 )
+from tenants.signals import revoke_access
 from tenants.upsert import create_or_lock, insert_missing, lock_rows
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def apply_tenant_sync(body: dict, *, allow_insecure_idp: bool) -> Outcome:
                 return outcome
         tenant.deleted_at = tenant.deleted_at or utcnow()
         tenant.last_sync_ts = ts
+        revoke_access(tenant_id, None, "tenant_deleted")
         return outcome
 
     name = p.text(body, "name", max_len=255)
@@ -221,6 +223,7 @@ def apply_auth_sync(body: dict, *, max_users: int) -> Outcome:
                  **changes[n]} for n in names]
     inserted = {name for _, name in insert_missing(TenantUser, new_rows, ("tenant_id", "user_name"))}
     stale = 0
+    lost_access = []
     for user in lock_rows(TenantUser, "user_name", [n for n in names if n not in inserted], tenant_id=tenant_id):
         if user.last_sync_time > sync_time:
             stale += 1
@@ -229,6 +232,11 @@ def apply_auth_sync(body: dict, *, max_users: int) -> Outcome:
             if column == "deleted_at" and value is not None and user.deleted_at is not None:
                 continue  # keep the first deletion time
             setattr(user, column, value)
+        if not user.may_sign_in:
+            lost_access.append(user.user_name)
+    if lost_access:
+        reason = {DELETE: "user_deleted", CANCEL: "user_revoked"}.get(flag, "user_disabled")
+        revoke_access(tenant_id, lost_access, reason)
     message = f"success ({len(names)} user(s)"
     message += f"; {stale} older than stored data, ignored)" if stale else ")"
     return Outcome(message=message, tenant_id=tenant_id, instance_id=instance_id)
@@ -310,6 +318,33 @@ def apply_all_org_sync(body: dict) -> Outcome:
 # --- basic (general SaaS) interfaces ------------------------------------------------------------
 
 
+def tenant_login_block(tenant: Tenant | None) -> str | None:
+    """Why nobody of this tenant may sign in now, or None. The tenant's orders admit logins when
+    at least one of them is active and unexpired, or has not been reported by the basic
+    interfaces yet; a tenant bound by no order (the seller's test credential) is admitted."""
+    if tenant is None:
+        return "unknown_tenant"
+    if tenant.deleted_at is not None:
+        return "tenant_deleted"
+    instance_ids = db.session.execute(
+        db.select(TenantInstance.instance_id).filter_by(tenant_id=tenant.tenant_id)).scalars().all()
+    if not instance_ids:
+        return None
+    known = db.session.execute(db.select(Instance).where(Instance.instance_id.in_(instance_ids))).scalars().all()
+    if len(known) < len(instance_ids) or any(i.admits_logins() for i in known):
+        return None
+    return "instance_suspended"
+
+
+def _revoke_if_suspended(instance: Instance, reason: str) -> None:
+    db.session.flush()
+    tenant_ids = db.session.execute(
+        db.select(TenantInstance.tenant_id).filter_by(instance_id=instance.instance_id)).scalars().all()
+    for tenant_id in tenant_ids:
+        if tenant_login_block(db.session.get(Tenant, tenant_id)) is not None:
+            revoke_access(tenant_id, None, reason)
+
+
 def _instance_or_missing(instance_id: str) -> Instance:
     instance = db.session.execute(
         db.select(Instance).filter_by(instance_id=instance_id).with_for_update()
@@ -363,6 +398,7 @@ def refresh_instance(body: dict) -> Outcome:
     instance.expire_time = p.expire_time(body, "expireTime")
     instance.last_order_id = p.text(body, "orderId", required=False) or instance.last_order_id
     scene = p.text(body, "scene", required=False)
+    _revoke_if_suspended(instance, "instance_expired")
     return Outcome(message=f"success ({scene or 'refresh'}: expires {instance.expire_time:%Y-%m-%d %H:%M:%S} UTC)",
                    instance_id=instance.instance_id)
 
@@ -373,6 +409,7 @@ def update_instance_status(body: dict) -> Outcome:
         raise invalid("status must be FREEZE or UNFREEZE")
     instance = _live_instance(p.text(body, "instanceId"))
     instance.status = InstanceStatus.FROZEN if status == "FREEZE" else InstanceStatus.ACTIVE
+    _revoke_if_suspended(instance, "instance_frozen")
     return Outcome(instance_id=instance.instance_id)
 
 
@@ -381,6 +418,7 @@ def release_instance(body: dict) -> Outcome:
     if instance.status != InstanceStatus.RELEASED:
         instance.status, instance.released_at = InstanceStatus.RELEASED, utcnow()
         instance.last_order_id = p.text(body, "orderId", required=False) or instance.last_order_id
+        _revoke_if_suspended(instance, "instance_released")
     return Outcome(instance_id=instance.instance_id)
 
 

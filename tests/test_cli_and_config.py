@@ -90,6 +90,7 @@ def test_keys_generate_writes_a_private_key_and_prints_the_public_key(base_confi
     result = app.test_cli_runner().invoke(args=["keys", "generate"])
     assert result.exit_code == 0, result.output
     assert stat.S_IMODE(os.stat(tmp_path / "k.pem").st_mode) == 0o600
+    assert (tmp_path / "k.pem.pub").read_text().startswith("-----BEGIN PUBLIC KEY-----")
     public_line = result.output.strip().splitlines()[-1]
     assert "BEGIN" not in public_line and "\n" not in public_line
     public = public_key_from_koogallery(public_line)

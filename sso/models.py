@@ -1,0 +1,76 @@
+"""Browser-side state: pending logins, sessions, and the login audit. Only hashes of the random
+values that travel in URLs and cookies are stored, so a database dump opens no session."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from extensions import db
+from keys.datakey import register_encrypted_column
+from tenants.models import utcnow
+
+
+class LoginState(db.Model):
+    """A login the bridge started: the `state` it sent, bound to one browser, used once."""
+
+    __tablename__ = "sso_login_state"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    browser_hash: Mapped[str] = mapped_column(String(64))
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    redirect_uri: Mapped[str] = mapped_column(String(512))
+    code_verifier_enc: Mapped[str | None] = mapped_column(Text)
+    next_url: Mapped[str | None] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UserSession(db.Model):
+    __tablename__ = "sso_session"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    user_name: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(32), default="user")
+    org_code: Mapped[str | None] = mapped_column(String(64))
+    org_name: Mapped[str | None] = mapped_column(String(128))
+    email: Mapped[str | None] = mapped_column(String(128))
+    mobile: Mapped[str | None] = mapped_column(String(32))
+    # Admitted just in time (no authSync yet): re-checks skip the authorised-user test.
+    jit: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    access_token_enc: Mapped[str | None] = mapped_column(Text)
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text)
+    access_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_sso_session_user", "tenant_id", "user_name"),)
+
+
+register_encrypted_column(LoginState.code_verifier_enc)
+register_encrypted_column(UserSession.access_token_enc)
+register_encrypted_column(UserSession.refresh_token_enc)
+
+
+class LoginEvent(db.Model):
+    """Every login outcome: who, when, admitted or why not."""
+
+    __tablename__ = "sso_login_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    request_id: Mapped[str] = mapped_column(String(64))
+    tenant_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    user_name: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))  # success | refused | logout | ended
+    reason: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(255))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
