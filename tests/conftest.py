@@ -52,6 +52,7 @@ def base_config(rsa_key, tmp_path_factory):
         "DATA_KEYS": [DATA_KEY],
         "RSA_PRIVATE_KEY_FILE": rsa_key[1],
         "LOG_LEVEL": "WARNING",
+        "COOKIE_SECURE": False,
     }
 
 
