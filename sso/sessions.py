@@ -56,7 +56,7 @@ def sign_session_id(raw_id: str) -> str:
 def unsign_session_id(cookie: str | None) -> str | None:
     if not cookie or len(cookie) > 256:
         return None
-    for key in [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]:
+    for key in [current_app.config["SECRET_KEY"], *current_app.config["SECRET_KEY_FALLBACKS"]]:
         try:
             return _signer(key).unsign(cookie).decode("ascii")
         except (BadSignature, UnicodeDecodeError):
