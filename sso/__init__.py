@@ -12,7 +12,8 @@ def init_app(app: Flask) -> None:
     from tenants.signals import access_revoked
 
     app.extensions["auth_centre_client"] = AuthCentreClient(
-        app.config["IDP_CONNECT_TIMEOUT"], app.config["IDP_READ_TIMEOUT"], app.config["IDP_POOL_SIZE"])
+        app.config["IDP_CONNECT_TIMEOUT"], app.config["IDP_READ_TIMEOUT"], app.config["IDP_POOL_SIZE"],
+        allow_private=app.config["ALLOW_INSECURE_IDP"])
     i18n.init_app(app)
     app.register_blueprint(bp)
 

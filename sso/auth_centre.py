@@ -7,7 +7,9 @@ not something to chase with the client secret); every answer is validated before
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ DEFAULT_EXPIRES_IN = 7200
 
 class AuthCentreError(Exception):
     """reason: unreachable, timeout, server_error, garbage, redirect, invalid_grant,
-    invalid_client, unauthorized, error."""
+    invalid_client, unauthorized, forbidden_host, error."""
 
     def __init__(self, reason: str, detail: str):
         super().__init__(f"{reason}: {detail}")
@@ -62,10 +64,25 @@ def _check_http(resp: requests.Response) -> requests.Response:
     return resp
 
 
+def check_public_host(base_url: str) -> None:
+    """Refuse a host that resolves to a loopback, private, link-local or otherwise non-public
+    address: the client secret and tokens never go to the bridge's own network (SSRF)."""
+    parts = urlsplit(base_url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
+        raise AuthCentreError("unreachable", f"cannot resolve {parts.hostname}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        if not address.is_global:
+            raise AuthCentreError("forbidden_host", f"{parts.hostname} resolves to non-public {address}")
+
+
 class AuthCentreClient:
-    def __init__(self, connect_timeout: float, read_timeout: float, pool_size: int):
+    def __init__(self, connect_timeout: float, read_timeout: float, pool_size: int, *, allow_private: bool = False):
         self.timeout = (connect_timeout, read_timeout)
         self.pool_size = pool_size
+        self.allow_private = allow_private
         self._adapters: dict[str, HTTPAdapter] = {}
         self._lock = threading.Lock()
 
@@ -132,6 +149,8 @@ class AuthCentreClient:
         host = urlsplit(domain_name).netloc
         outcome = "ok"
         try:
+            if not self.allow_private:
+                check_public_host(domain_name)
             return fn()
         except AuthCentreError as exc:
             outcome = exc.reason

@@ -26,6 +26,7 @@ REASONS = {
     "idp_garbage": (502, True),
     "idp_rejected_client": (502, False),
     "idp_no_state": (502, False),
+    "idp_forbidden_host": (502, False),
     "bad_request": (400, True),
 }
 

@@ -78,6 +78,8 @@ MESSAGES: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "idp_rejected_client.text": ("企业认证中心拒绝了本应用的凭证。请联系服务商。", "The authentication centre refused this app's credentials. Please contact the vendor."),
     "idp_no_state.title": ("无法完成安全登录", "Cannot complete a secure sign-in"),
     "idp_no_state.text": ("企业认证中心没有返回登录状态参数。请联系服务商。", "The authentication centre did not return the sign-in state. Please contact the vendor."),
+    "idp_forbidden_host.title": ("企业认证中心地址无效", "The authentication centre's address is not allowed"),
+    "idp_forbidden_host.text": ("企业认证中心的地址指向内部网络，已拒绝连接。请联系服务商。", "The authentication centre's address points into a private network, so the bridge refused to call it. Please contact the vendor."),
     "bad_request.title": ("请求无效", "Invalid request"),
     "bad_request.text": ("请求不完整或已失效。请返回重试。", "The request was incomplete or is no longer valid. Please go back and try again."),
     "csrf.title": ("页面已过期", "This page has expired"),

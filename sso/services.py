@@ -156,7 +156,8 @@ def consume_state(state: str, *, browser_token: str | None, callback_tenant: str
 
 
 _IDP_REASONS = {"unreachable": "idp_unreachable", "timeout": "idp_timeout", "garbage": "idp_garbage",
-                "redirect": "idp_garbage", "invalid_grant": "code_invalid", "invalid_client": "idp_rejected_client"}
+                "redirect": "idp_garbage", "invalid_grant": "code_invalid", "invalid_client": "idp_rejected_client",
+                "forbidden_host": "idp_forbidden_host"}
 
 
 def complete_login(tenant_id: str, code: str, *, redirect_uri: str, code_verifier: str | None) -> tuple[Identity, Tokens]:

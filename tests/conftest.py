@@ -33,6 +33,22 @@ def _clean_environment():
     os.environ.update(saved)
 
 
+@pytest.fixture(autouse=True)
+def public_dns_for_example_hosts(monkeypatch):
+    """There is no DNS here: *.example.com (faked with `responses`) resolves to a public address,
+    so the bridge's check that an authentication centre is not on a private network stays on."""
+    import socket
+
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if isinstance(host, str) and (host == "example.com" or host.endswith(".example.com")):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port or 443))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
 @pytest.fixture(scope="session")
 def rsa_key(tmp_path_factory):
     key = generate_private_key()

@@ -124,3 +124,26 @@ def test_refresh_rejected_is_invalid_grant(idp, client):
 def test_connections_are_pooled_per_host(client):
     assert client._adapter("https://a.example.com/") is client._adapter("https://a.example.com/")
     assert client._adapter("https://a.example.com/") is not client._adapter("https://b.example.com/")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "169.254.169.254", "192.168.0.1", "::1"])
+def test_hosts_resolving_to_private_addresses_are_never_called(idp, client, monkeypatch, address):
+    import socket
+
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [
+        (socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))])
+    with pytest.raises(AuthCentreError) as err:
+        client.exchange_code(Client("https://rebound.example.net", "c", "s"), "code", "https://b/cb")
+    assert err.value.reason == "forbidden_host" and not idp.calls
+
+
+def test_unresolvable_host_is_unreachable(idp, client):
+    with pytest.raises(AuthCentreError) as err:
+        client.userinfo("https://no-such-host.invalid", "at")
+    assert err.value.reason == "unreachable"
+
+
+def test_private_hosts_allowed_for_the_local_simulator(idp):
+    local = AuthCentreClient(connect_timeout=1, read_timeout=1, pool_size=1, allow_private=True)
+    idp.get("http://127.0.0.1:5001/t/acme/api/v1/oauth2/userinfo", json={"userName": "u"})
+    assert local.userinfo("http://127.0.0.1:5001/t/acme", "at")["userName"] == "u"

@@ -421,3 +421,27 @@ def test_secrets_never_reach_the_log(synced, client, idp, caplog):
     text = caplog.text
     for secret in (SECRET, "at-1", "rt-1", "code-1"):
         assert secret not in text
+
+
+def test_tenant_host_resolving_into_the_private_network_is_never_called(synced, client, idp, monkeypatch):
+    import socket
+
+    _, params = start(client)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, port, *a, **k: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", port))])
+    response = client.get("/sso/callback", query_string={"code": "c", "state": params["state"]})
+    refused(response, "idp_forbidden_host", 502)
+    assert not idp.calls
+
+
+def test_callback_tenant_cannot_redirect_the_secret(synced, client, idp, kg):
+    """A callback naming another tenant uses that tenant's stored domainName, never a URL from the request."""
+    _, params = start(client)
+    fake_idp(idp)
+    response = client.get("/sso/callback", query_string={"code": "c", "state": params["state"],
+                                                         "domainName": "https://evil.example.com",
+                                                         "redirect_uri": "https://evil.example.com/cb"})
+    assert response.status_code == 302
+    assert [c.request.url.split("?")[0] for c in idp.calls] == [f"{IDP}/api/v1/oauth2/token",
+                                                                 f"{IDP}/api/v1/oauth2/userinfo"]
+    assert parse_qs(idp.calls[0].request.body)["redirect_uri"] == [CALLBACK]
