@@ -63,7 +63,12 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def load_config(app: Flask, test_config: dict | None) -> None:
+    """Defaults → instance/simulator.py (written by `make run`; another file with SIM_CONFIG_FILE,
+    none with SIM_CONFIG_FILE="") → SIM_* environment → the test mapping (which skips the file)."""
     app.config.update(DEFAULTS)
+    config_file = os.environ.get("SIM_CONFIG_FILE", os.path.join(app.instance_path, "simulator.py"))
+    if test_config is None and config_file:
+        app.config.from_pyfile(config_file, silent="SIM_CONFIG_FILE" not in os.environ)
     app.config.from_prefixed_env("SIM")
     for name in VERBATIM:
         if os.environ.get(f"SIM_{name}") is not None:
