@@ -78,3 +78,17 @@ SESSION_COOKIE_SAMESITE = "Lax"
 
 # Pages: Simplified Chinese first, English available.
 LANGUAGES = ["zh", "en"]
+
+# --- OpenID Connect provider (sso/oidc) ----------------------------------------------------------
+
+OIDC_ID_TOKEN_LIFETIME = 3600
+OIDC_ACCESS_TOKEN_LIFETIME = 3600
+OIDC_REFRESH_TOKEN_LIFETIME = 30 * 86400
+# The app a workbench launch lands in (client_id). Unset: the only app with an initiate-login
+# URI, if there is exactly one; otherwise the bridge's own page lists the apps.
+OIDC_LANDING_APP = None
+# Back-channel logout: delivered by a background thread in each bridge process ("thread"), or
+# only by `flask apps deliver-logouts` from cron ("cron").
+OIDC_BACKCHANNEL_DELIVERY = "thread"
+OIDC_BACKCHANNEL_MAX_ATTEMPTS = 10
+OIDC_BACKCHANNEL_TIMEOUT = 5

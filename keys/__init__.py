@@ -35,6 +35,7 @@ def init_app(app: Flask) -> None:
         log.warning("rsa_private_key_missing path=%s hint='run flask keys generate'", path)
     app.extensions["bridge_keys"] = KeyRing(private_key, path, SecretBox(app.config["DATA_KEYS"]))
 
+    from keys import models  # noqa: F401  (signing keys table)
     from keys.cli import keys_cli
 
     app.cli.add_command(keys_cli)

@@ -80,3 +80,15 @@ def rotate_data():
             total += 1
     db.session.commit()
     click.echo(f"re-encrypted {total} stored secret(s) with the current data key")
+
+
+@keys_cli.command("rotate-signing")
+@with_appcontext
+def rotate_signing():
+    """New ID-token signing key. Earlier keys stay in the JWKS until their tokens have expired."""
+    from keys.signing import rotate_signing_key
+
+    row = rotate_signing_key()
+    db.session.commit()
+    click.echo(f"new signing key {row.kid}; previous keys retired (still published for "
+               f"{current_app.config['OIDC_ID_TOKEN_LIFETIME']}s)")

@@ -17,6 +17,10 @@ def init_app(app: Flask) -> None:
     i18n.init_app(app)
     app.register_blueprint(bp)
 
+    from sso import oidc
+
+    oidc.init_app(app)
+
     if not getattr(access_revoked, "_sso_connected", False):
         # Revocations from KooGallery end the affected sessions in the sync call's transaction.
         access_revoked.connect(lambda _sender, tenant_id, user_names, reason: end_sessions(tenant_id, user_names, reason),

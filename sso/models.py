@@ -23,7 +23,7 @@ class LoginState(db.Model):
     tenant_id: Mapped[str] = mapped_column(String(64))
     redirect_uri: Mapped[str] = mapped_column(String(512))
     code_verifier_enc: Mapped[str | None] = mapped_column(Text)
-    next_url: Mapped[str | None] = mapped_column(String(1024))
+    next_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

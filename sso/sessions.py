@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from blinker import Namespace
 from flask import current_app
 from itsdangerous import BadSignature, Signer
 
@@ -20,6 +21,10 @@ from tenants.models import Tenant, TenantUser, utcnow
 from tenants.services import tenant_login_block
 
 log = logging.getLogger(__name__)
+
+# Sent with the id hashes of sessions that just ended, inside the transaction that ended them
+# (the OIDC provider revokes the apps' tokens and queues back-channel logouts).
+sessions_ended = Namespace().signal("sessions-ended")
 
 SESSION_COOKIE = "bridge_sid"
 _SALT = "bridge-session-id"
@@ -94,18 +99,23 @@ def find_session(raw_id: str | None) -> UserSession | None:
 
 def end_session(user_session: UserSession, reason: str) -> None:
     if user_session.ended_at is None:
-        user_session.ended_at, user_session.end_reason = utcnow(), reason
+        user_session.ended_at, user_session.end_reason = utcnow(), reason[:32]
+        sessions_ended.send("sso", id_hashes=[user_session.id_hash], reason=reason)
 
 
 def end_sessions(tenant_id: str, user_names: list[str] | None, reason: str) -> int:
-    stmt = db.update(UserSession).where(UserSession.tenant_id == tenant_id, UserSession.ended_at.is_(None))
+    where = [UserSession.tenant_id == tenant_id, UserSession.ended_at.is_(None)]
     if user_names is not None:
-        stmt = stmt.where(UserSession.user_name.in_(user_names))
-    result = db.session.execute(stmt.values(ended_at=utcnow(), end_reason=reason[:32]))
-    if result.rowcount:
-        log.info("sessions_ended tenant=%s users=%s reason=%s count=%d", tenant_id,
-                 "all" if user_names is None else len(user_names), reason, result.rowcount)
-    return result.rowcount or 0
+        where.append(UserSession.user_name.in_(user_names))
+    hashes = db.session.execute(db.select(UserSession.id_hash).where(*where).with_for_update()).scalars().all()
+    if not hashes:
+        return 0
+    db.session.execute(db.update(UserSession).where(UserSession.id_hash.in_(hashes))
+                       .values(ended_at=utcnow(), end_reason=reason[:32]))
+    log.info("sessions_ended tenant=%s users=%s reason=%s count=%d", tenant_id,
+             "all" if user_names is None else len(user_names), reason, len(hashes))
+    sessions_ended.send("sso", id_hashes=list(hashes), reason=reason)
+    return len(hashes)
 
 
 def session_block(user_session: UserSession, now: datetime | None = None) -> str | None:

@@ -15,6 +15,7 @@ from keys import keyring
 from sso import services, sessions
 from sso.auth_centre import AuthCentreError
 from sso.errors import LoginError
+from sso.oidc.landing import landing_url
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,14 @@ def _callback_url() -> str:
 
 def safe_next(target: str | None) -> str | None:
     """Only same-origin paths: no scheme, no host, no protocol-relative or backslash tricks."""
-    if not target or len(target) > 1024 or not target.startswith("/") or target.startswith(("//", "/\\")):
+    if not target or len(target) > 2048 or not target.startswith("/") or target.startswith(("//", "/\\")):
         return None
     if any(c in target for c in "\\\r\n\t") or urlsplit(target).netloc:
         return None
     return target
 
 
-def _current_session():
+def current_session():
     """The signed-in session for this request, or None. Revoked, expired or idle sessions are
     ended here; the IdP access token is refreshed while the user is active."""
     if "bridge_session" in g:
@@ -106,7 +107,7 @@ def login():
         return _start(services.find_tenant(request.args["tenant"]), next_url)
     if request.args.get("instance"):
         return _start(services.find_tenant_by_instance(request.args["instance"]), next_url)
-    if _current_session() is not None and next_url:
+    if current_session() is not None and next_url:
         return redirect(next_url)
     return render_template("sso/login.html", next_url=next_url or "")
 
@@ -167,7 +168,7 @@ def _sign_in(identity, tokens, next_url):
     session.clear()  # nothing from before the login carries over (fixation)
     if binding:
         session[BROWSER_KEY] = binding
-    response = redirect(next_url or url_for("sso.home"), code=302)
+    response = redirect(next_url or landing_url() or url_for("sso.home"), code=302)
     response.set_cookie(sessions.SESSION_COOKIE, sessions.sign_session_id(raw_id), httponly=True,
                         secure=current_app.config["COOKIE_SECURE"], samesite="Lax", path="/",
                         max_age=current_app.config["SESSION_ABSOLUTE_HOURS"] * 3600)
@@ -176,7 +177,7 @@ def _sign_in(identity, tokens, next_url):
 
 @bp.get("/")
 def home():
-    user_session = _current_session()
+    user_session = current_session()
     if user_session is None:
         return redirect(url_for("sso.login"))
     return render_template("sso/home.html", me=sessions.identity_of(user_session))
@@ -184,7 +185,7 @@ def home():
 
 @bp.get("/me")
 def me():
-    user_session = _current_session()
+    user_session = current_session()
     if user_session is None:
         return jsonify(error="not_signed_in", message="No active session."), 401
     return jsonify(sessions.identity_of(user_session))
@@ -192,14 +193,14 @@ def me():
 
 @bp.get("/logout")
 def logout_page():
-    if _current_session() is None:
+    if current_session() is None:
         return redirect(url_for("sso.signed_out"))
     return render_template("sso/logout.html")
 
 
 @bp.post("/logout")
 def logout():
-    user_session = _current_session()
+    user_session = current_session()
     target = url_for("sso.signed_out")
     if user_session is not None:
         sessions.end_session(user_session, "logout")

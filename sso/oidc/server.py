@@ -1,0 +1,254 @@
+"""The OpenID Connect provider, built on Authlib's AuthorizationServer: authorization code (+PKCE,
+required for public apps), refresh tokens (rotated), RS256 ID tokens with the bridge's
+signing keys, and the claims that carry the KooGallery tenant, user, department and role."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.oauth2.rfc6749 import InvalidRequestError, grants
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode
+from flask import current_app, url_for
+
+from extensions import db
+from keys.signing import active_signing_key
+from sso.models import UserSession
+from sso.oidc.models import OidcAuthorizationCode, OidcClient, OidcToken, secret_hash
+from sso.sessions import session_block
+from tenants.models import Instance, Tenant, TenantInstance, utcnow
+
+SCOPES = ("openid", "profile", "email", "phone", "koogallery")
+
+
+def issuer() -> str:
+    base = current_app.config.get("PUBLIC_URL")
+    return base.rstrip("/") if base else url_for("index", _external=True).rstrip("/")
+
+
+def subject(tenant_id: str, user_name: str) -> str:
+    """Stable per (tenant, user), different across tenants, reveals neither."""
+    return hashlib.sha256(f"koogallery\x1f{tenant_id}\x1f{user_name}".encode()).hexdigest()[:40]
+
+
+def session_sid(session_hash: str) -> str:
+    return hashlib.sha256(f"sid\x1f{session_hash}".encode()).hexdigest()[:32]
+
+
+@dataclass
+class OidcUser:
+    """What Authlib calls the user: a live bridge session."""
+
+    session: UserSession
+
+    def get_user_id(self) -> str:
+        return subject(self.session.tenant_id, self.session.user_name)
+
+
+def user_for_session_hash(session_hash: str) -> OidcUser | None:
+    user_session = db.session.get(UserSession, session_hash)
+    if user_session is None or session_block(user_session) is not None:
+        return None
+    return OidcUser(user_session)
+
+
+def claims_for(user: OidcUser, scope: str) -> dict:
+    s = user.session
+    scopes = set((scope or "").split())
+    info = UserInfo(sub=user.get_user_id())
+    if "profile" in scopes:
+        info.update(name=s.name or s.user_name, preferred_username=s.user_name)
+    if "email" in scopes and s.email:
+        info["email"] = s.email
+    if "phone" in scopes and s.mobile:
+        info["phone_number"] = s.mobile
+    if "koogallery" in scopes:
+        tenant = db.session.get(Tenant, s.tenant_id)
+        info.update(tenant=s.tenant_id, tenant_code=tenant.tenant_code if tenant else None,
+                    tenant_name=tenant.name if tenant else None, role=s.role, org_code=s.org_code,
+                    org_name=s.org_name, instance_id=_instance_of(s.tenant_id))
+    return {k: v for k, v in info.items() if v is not None}
+
+
+def _instance_of(tenant_id: str) -> str | None:
+    links = db.session.execute(db.select(TenantInstance.instance_id).filter_by(tenant_id=tenant_id)
+                               .order_by(TenantInstance.created_at.desc())).scalars().all()
+    if not links:
+        return None
+    live = db.session.execute(db.select(Instance).where(Instance.instance_id.in_(links))).scalars().all()
+    return next((i.instance_id for i in live if i.admits_logins()), links[0])
+
+
+# --- grants ---------------------------------------------------------------------------------------
+
+
+class S256CodeChallenge(CodeChallenge):
+    """PKCE: S256 only (no downgrade to plain), required for public apps, accepted for all."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        if grant.request.client.is_public and not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE with code_challenge_method=S256 is required for public clients")
+        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256")
+        return super().validate_code_challenge(grant, redirect_uri)
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+    def save_authorization_code(self, code, request):
+        user: OidcUser = request.user
+        payload = request.payload
+        db.session.add(OidcAuthorizationCode(
+            code=secret_hash(code), client_id=request.client.client_id, redirect_uri=payload.redirect_uri or "",
+            response_type=payload.response_type, scope=payload.scope or "", nonce=payload.data.get("nonce"),
+            auth_time=int(user.session.created_at.timestamp()), session_hash=user.session.id_hash,
+            code_challenge=payload.data.get("code_challenge"),
+            code_challenge_method=payload.data.get("code_challenge_method")))
+        db.session.commit()
+
+    def query_authorization_code(self, code, client):
+        row = db.session.execute(db.select(OidcAuthorizationCode).filter_by(
+            code=secret_hash(code), client_id=client.client_id).with_for_update()).scalar_one_or_none()
+        if row is None or row.is_expired():
+            return None
+        if row.used_at is not None:
+            # A code used twice: someone else has it. Revoke what the first use issued (RFC 6749 §4.1.2).
+            revoke_tokens(code_hash=row.code)
+            db.session.commit()
+            return None
+        return row
+
+    def delete_authorization_code(self, authorization_code):
+        authorization_code.used_at = utcnow()
+        db.session.commit()
+
+    def authenticate_user(self, authorization_code):
+        return user_for_session_hash(authorization_code.session_hash)
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: each refresh token works once
+
+    def authenticate_refresh_token(self, refresh_token):
+        token = db.session.execute(db.select(OidcToken).filter_by(
+            refresh_token=secret_hash(refresh_token)).with_for_update()).scalar_one_or_none()
+        if token is None:
+            return None
+        if not token.is_refresh_token_valid():
+            if token.refresh_token_revoked_at and (token.refresh_expires_at or 0) > time.time():
+                # A rotated-out refresh token came back: treat the whole session's tokens as stolen.
+                revoke_tokens(session_hash=token.session_hash, client_id=token.client_id)
+                db.session.commit()
+            return None
+        return token
+
+    def authenticate_user(self, refresh_token):
+        return user_for_session_hash(refresh_token.session_hash)
+
+    def revoke_old_credential(self, refresh_token):
+        refresh_token.revoke()
+        db.session.commit()
+
+
+def revoke_tokens(**where) -> int:
+    now = int(time.time())
+    result = db.session.execute(db.update(OidcToken).filter_by(**where)
+                                .values(access_token_revoked_at=now, refresh_token_revoked_at=now))
+    return result.rowcount or 0
+
+
+class BridgeOpenIDCode(OpenIDCode):
+    def resolve_client_private_key(self, client):
+        return active_signing_key(current_app.config["OIDC_ID_TOKEN_LIFETIME"])
+
+    def get_client_algorithm(self, client):
+        return "RS256"
+
+    def get_encode_header(self, client):
+        return {"alg": "RS256", "kid": self.resolve_client_private_key(client).kid, "typ": "JWT"}
+
+    def get_client_claims(self, client):
+        return {"iss": issuer(), "aud": [client.client_id],
+                "exp": int(time.time()) + current_app.config["OIDC_ID_TOKEN_LIFETIME"]}
+
+    def get_authorization_code_claims(self, authorization_code):
+        claims = super().get_authorization_code_claims(authorization_code)
+        claims["sid"] = session_sid(authorization_code.session_hash)
+        return claims
+
+    def exists_nonce(self, nonce, request):
+        return db.session.execute(db.select(OidcAuthorizationCode.id).filter_by(
+            client_id=request.payload.client_id, nonce=nonce)).first() is not None
+
+    def generate_user_info(self, user, scope):
+        return claims_for(user, scope)
+
+
+# --- server wiring --------------------------------------------------------------------------------
+
+
+def _query_client(client_id):
+    if not client_id or len(client_id) > 48:
+        return None
+    return db.session.execute(db.select(OidcClient).filter_by(client_id=client_id)).scalar_one_or_none()
+
+
+def _save_token(token, request):
+    cfg = current_app.config
+    code = getattr(request, "authorization_code", None)
+    previous = getattr(request, "refresh_token", None)
+    user: OidcUser = request.user
+    db.session.add(OidcToken(
+        client_id=request.client.client_id, token_type=token.get("token_type", "Bearer"),
+        access_token=secret_hash(token["access_token"]),
+        refresh_token=secret_hash(token["refresh_token"]) if token.get("refresh_token") else None,
+        scope=token.get("scope", ""), issued_at=int(time.time()), expires_in=int(token.get("expires_in", 0)),
+        session_hash=user.session.id_hash,
+        code_hash=code.code if code is not None else (previous.code_hash if previous is not None else None),
+        refresh_expires_at=int(time.time()) + cfg["OIDC_REFRESH_TOKEN_LIFETIME"] if token.get("refresh_token") else None,
+    ))
+    db.session.commit()
+
+
+class _BearerValidator(BearerTokenValidator):
+    def authenticate_token(self, token_string):
+        if not token_string or len(token_string) > 512:
+            return None
+        return db.session.execute(db.select(OidcToken).filter_by(
+            access_token=secret_hash(token_string))).scalar_one_or_none()
+
+
+authorization = AuthorizationServer()
+require_oauth = ResourceProtector()
+
+
+def init_server(app) -> None:
+    def expires_in(client, grant_type):
+        return app.config["OIDC_ACCESS_TOKEN_LIFETIME"]
+
+    app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {})
+    authorization.init_app(app, query_client=_query_client, save_token=_save_token)
+    authorization.register_token_generator("default", _token_generator(expires_in))
+    authorization.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), BridgeOpenIDCode()])
+    authorization.register_grant(RefreshTokenGrant)
+    if not require_oauth._token_validators:
+        require_oauth.register_token_validator(_BearerValidator())
+
+
+def _token_generator(expires_in):
+    from authlib.oauth2.rfc6750 import BearerTokenGenerator
+    from authlib.common.security import generate_token
+
+    return BearerTokenGenerator(access_token_generator=lambda *a, **k: generate_token(43),
+                                refresh_token_generator=lambda *a, **k: generate_token(48),
+                                expires_generator=expires_in)

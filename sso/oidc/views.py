@@ -1,0 +1,191 @@
+"""OIDC endpoints for the vendor's apps. Thin: Authlib's AuthorizationServer does the protocol;
+these views supply the bridge session and turn errors into the caller's format."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlencode
+
+from authlib.oauth2 import OAuth2Error
+from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import validate_csrf
+from joserfc import jwt
+from wtforms import ValidationError
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from extensions import db
+from keys.signing import public_jwks
+from sso import services as sso_services
+from sso import sessions
+from sso.oidc.models import OidcClient
+from sso.oidc.server import SCOPES, OidcUser, authorization, claims_for, issuer, require_oauth, session_sid
+from sso.views import current_session
+
+bp = Blueprint("oidc", __name__)
+
+
+@bp.get("/.well-known/openid-configuration")
+def discovery():
+    base = issuer()
+    return jsonify({
+        "issuer": base,
+        "authorization_endpoint": f"{base}{url_for('oidc.authorize')}",
+        "token_endpoint": f"{base}{url_for('oidc.token')}",
+        "userinfo_endpoint": f"{base}{url_for('oidc.userinfo')}",
+        "jwks_uri": f"{base}{url_for('oidc.jwks')}",
+        "end_session_endpoint": f"{base}{url_for('oidc.logout')}",
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "scopes_supported": list(SCOPES),
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "sid", "name",
+                             "preferred_username", "email", "phone_number", "tenant", "tenant_code", "tenant_name",
+                             "role", "org_code", "org_name", "instance_id"],
+        "prompt_values_supported": ["none", "login"],
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+    })
+
+
+@bp.get("/oidc/jwks")
+def jwks():
+    response = jsonify(public_jwks(current_app.config["OIDC_ID_TOKEN_LIFETIME"]))
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def _login_redirect(tenant_hint: str | None, next_path: str):
+    params = {"next": next_path}
+    if tenant_hint:
+        params["tenant"] = tenant_hint
+    return redirect(f"{url_for('sso.login')}?{urlencode(params)}")
+
+
+def _tenant_hint() -> str | None:
+    hint = request.args.get("tenant")
+    login_hint = request.args.get("login_hint") or ""
+    if not hint and "@" in login_hint:  # user@tenantCode
+        hint = login_hint.rsplit("@", 1)[1]
+    return (hint or "")[:64] or None
+
+
+@bp.get("/oidc/authorize")
+def authorize():
+    user_session = current_session()
+    prompts = set(request.args.get("prompt", "").split())
+    if "login" in prompts and user_session is not None:
+        # Re-authenticate: a fresh login, then this request again without prompt=login.
+        args = {k: v for k, v in request.args.items(multi=True) if k != "prompt"}
+        sessions.end_session(user_session, "reauthenticate")
+        db.session.commit()
+        return _login_redirect(_tenant_hint() or user_session.tenant_id, f"{url_for('oidc.authorize')}?{urlencode(args)}")
+    user = OidcUser(user_session) if user_session is not None else None
+    try:
+        grant = authorization.get_consent_grant(end_user=user)
+    except OAuth2Error as error:
+        return _authorize_error(error)
+    if user is None:
+        return _login_redirect(_tenant_hint(), request.full_path)
+    return authorization.create_authorization_response(grant=grant, grant_user=user)
+
+
+def _authorize_error(error: OAuth2Error):
+    if error.redirect_uri:
+        return authorization.handle_error_response(request, error)
+    # No trustworthy redirect URI (unknown client, unregistered redirect): tell the person.
+    return render_template("sso/oidc_error.html", error=error.error, description=error.description), 400
+
+
+@bp.post("/oidc/token")
+def token():
+    return authorization.create_token_response()
+
+
+@bp.route("/oidc/userinfo", methods=["GET", "POST"])
+@require_oauth("openid")
+def userinfo():
+    from authlib.integrations.flask_oauth2 import current_token
+
+    user = _token_user(current_token)
+    if user is None:
+        return jsonify(error="invalid_token", error_description="The session behind this token has ended."), 401
+    return jsonify(claims_for(user, current_token.scope))
+
+
+def _token_user(token):
+    from sso.oidc.server import user_for_session_hash
+
+    return user_for_session_hash(token.session_hash)
+
+
+@bp.route("/oidc/logout", methods=["GET", "POST"])
+def logout():
+    values = request.values
+    client, hint_claims = None, None
+    if values.get("id_token_hint"):
+        hint_claims = _verify_id_token_hint(values["id_token_hint"])
+        if hint_claims is None:
+            return render_template("sso/oidc_error.html", error="invalid_request",
+                                   description="id_token_hint is not an ID token issued by this bridge."), 400
+        client = _client(hint_claims.get("aud"))
+    if values.get("client_id"):
+        named = _client(values["client_id"])
+        if named is None or (client is not None and named.client_id != client.client_id):
+            return render_template("sso/oidc_error.html", error="invalid_request",
+                                   description="client_id does not match the ID token."), 400
+        client = named
+    target = values.get("post_logout_redirect_uri")
+    if target and (client is None or target not in client.post_logout_redirect_uris):
+        return render_template("sso/oidc_error.html", error="invalid_request",
+                               description="post_logout_redirect_uri is not registered for this app."), 400
+    user_session = current_session()
+    confirmed = hint_claims is not None or (request.method == "POST" and values.get("confirm") == "1"
+                                            and _csrf_ok())
+    if user_session is not None and not confirmed:
+        # Without a valid hint anyone could link here: ask the person (CSRF-protected form).
+        return render_template("sso/oidc_logout.html", params=values)
+    if user_session is not None and (hint_claims is None or hint_claims.get("sid") == session_sid(user_session.id_hash)):
+        sessions.end_session(user_session, "rp_logout")
+        db.session.commit()
+        sso_services.record_login_event("logout", request_id=g.request_id, tenant_id=user_session.tenant_id,
+                                        user_name=user_session.user_name, detail=f"rp:{client.client_id if client else '-'}",
+                                        remote_addr=request.remote_addr)
+    if target:
+        if values.get("state"):
+            target += ("&" if "?" in target else "?") + urlencode({"state": values["state"]})
+        response = redirect(target)
+    else:
+        response = redirect(url_for("sso.signed_out"))
+    response.delete_cookie(sessions.SESSION_COOKIE, path="/")
+    return response
+
+
+def _csrf_ok() -> bool:
+    try:
+        validate_csrf(request.form.get("csrf_token"))
+        return True
+    except ValidationError:
+        return False
+
+
+def _client(aud) -> OidcClient | None:
+    client_id = aud[0] if isinstance(aud, list) and aud else aud
+    if not isinstance(client_id, str):
+        return None
+    return db.session.execute(db.select(OidcClient).filter_by(client_id=client_id)).scalar_one_or_none()
+
+
+def _verify_id_token_hint(token: str) -> dict | None:
+    """Our own ID token, signature and issuer checked; an expired one is still a valid hint."""
+    try:
+        keys = KeySet.import_key_set(public_jwks(current_app.config["OIDC_ID_TOKEN_LIFETIME"] * 24))
+        claims = jwt.decode(token, keys, algorithms=["RS256"]).claims
+    except (JoseError, ValueError):
+        return None
+    if claims.get("iss") != issuer() or claims.get("iat", 0) > time.time() + 60:
+        return None
+    return claims
