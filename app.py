@@ -84,6 +84,8 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        if type(exc).__module__.startswith("authlib."):
+            return exc.get_response()  # OAuth error JSON (e.g. invalid_token on /oidc/userinfo)
         key = {404: "not_found", 503: "unavailable"}.get(exc.code, "bad_request" if exc.code < 500 else "server_error")
         return render_template("error.html", status=exc.code, key=key), exc.code
 

@@ -69,6 +69,7 @@ def base_config(rsa_key, tmp_path_factory):
         "RSA_PRIVATE_KEY_FILE": rsa_key[1],
         "LOG_LEVEL": "WARNING",
         "COOKIE_SECURE": False,
+        "OIDC_BACKCHANNEL_DELIVERY": "cron",
     }
 
 

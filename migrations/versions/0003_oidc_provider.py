@@ -44,6 +44,7 @@ def upgrade():
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('client_id', sa.String(length=48), nullable=False),
     sa.Column('uri', sa.Text(), nullable=False),
+    sa.Column('issuer', sa.String(length=255), nullable=False),
     sa.Column('sub', sa.String(length=64), nullable=False),
     sa.Column('sid', sa.String(length=64), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),

@@ -45,7 +45,7 @@ def on_sessions_ended(id_hashes: list[str]) -> int:
         for client in clients:
             if client.backchannel_logout_uri:
                 db.session.add(BackchannelLogout(
-                    client_id=client.client_id, uri=client.backchannel_logout_uri,
+                    client_id=client.client_id, uri=client.backchannel_logout_uri, issuer=issuer(),
                     sub=subject(user_session.tenant_id, user_session.user_name), sid=session_sid(id_hash)))
                 queued += 1
     return queued
@@ -54,7 +54,7 @@ def on_sessions_ended(id_hashes: list[str]) -> int:
 def logout_token(row: BackchannelLogout) -> str:
     key = active_signing_key(current_app.config["OIDC_ID_TOKEN_LIFETIME"])
     now = int(time.time())
-    claims = {"iss": issuer(), "aud": row.client_id, "iat": now, "exp": now + 120, "jti": secrets.token_urlsafe(16),
+    claims = {"iss": row.issuer, "aud": row.client_id, "iat": now, "exp": now + 120, "jti": secrets.token_urlsafe(16),
               "sub": row.sub, "sid": row.sid, "events": {LOGOUT_EVENT: {}}}
     return jwt.encode({"alg": "RS256", "kid": key.kid, "typ": "logout+jwt"}, claims, key)
 

@@ -99,6 +99,8 @@ class BackchannelLogout(db.Model):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     client_id: Mapped[str] = mapped_column(String(48))
     uri: Mapped[str] = mapped_column(Text)
+    # The issuer the app knows us by, fixed when queued (delivery runs outside any request).
+    issuer: Mapped[str] = mapped_column(String(255))
     sub: Mapped[str] = mapped_column(String(64))
     sid: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -14,7 +14,7 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
-from flask import current_app, url_for
+from flask import current_app, has_request_context, url_for
 
 from extensions import db
 from keys.signing import active_signing_key
@@ -27,8 +27,13 @@ SCOPES = ("openid", "profile", "email", "phone", "koogallery")
 
 
 def issuer() -> str:
+    """BRIDGE_PUBLIC_URL; without it (local development) the URL this request came in on."""
     base = current_app.config.get("PUBLIC_URL")
-    return base.rstrip("/") if base else url_for("index", _external=True).rstrip("/")
+    if base:
+        return base.rstrip("/")
+    if has_request_context():
+        return url_for("index", _external=True).rstrip("/")
+    raise RuntimeError("BRIDGE_PUBLIC_URL must be set to issue tokens outside a request")
 
 
 def subject(tenant_id: str, user_name: str) -> str:
