@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 from flask import current_app
 from joserfc.jwk import RSAKey
@@ -68,7 +68,7 @@ def _keys(max_token_lifetime: int):
         rows = [*live, *rows]
     cutoff = utcnow() - timedelta(seconds=max_token_lifetime)
     published = [r for r in rows if r.retired_at is None
-                 or (r.retired_at if r.retired_at.tzinfo else r.retired_at.replace(tzinfo=timezone.utc)) > cutoff]
+                 or (r.retired_at if r.retired_at.tzinfo else r.retired_at.replace(tzinfo=UTC)) > cutoff]
     active = _load(live[0])
     public = [_load(r) for r in published]
     with _lock:

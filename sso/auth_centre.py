@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
 from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.requests_client import OAuth2Session
 from requests.adapters import HTTPAdapter
 
 log = logging.getLogger(__name__)

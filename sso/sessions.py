@@ -8,7 +8,7 @@ import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from blinker import Namespace
 from flask import current_app
@@ -70,7 +70,7 @@ def unsign_session_id(cookie: str | None) -> str | None:
 
 
 def _aware(value: datetime | None) -> datetime | None:
-    return value if value is None or value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def open_session(identity: Identity, access_token: str, refresh_token: str | None, expires_in: int) -> str:

@@ -7,7 +7,18 @@ import logging
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, g, jsonify, make_response, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from extensions import db

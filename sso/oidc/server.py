@@ -251,8 +251,8 @@ def init_server(app) -> None:
 
 
 def _token_generator(expires_in):
-    from authlib.oauth2.rfc6750 import BearerTokenGenerator
     from authlib.common.security import generate_token
+    from authlib.oauth2.rfc6750 import BearerTokenGenerator
 
     return BearerTokenGenerator(access_token_generator=lambda *a, **k: generate_token(43),
                                 refresh_token_generator=lambda *a, **k: generate_token(48),

@@ -10,9 +10,9 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import validate_csrf
 from joserfc import jwt
-from wtforms import ValidationError
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from wtforms import ValidationError
 
 from extensions import db
 from keys.signing import public_jwks
