@@ -113,8 +113,9 @@ def register_page_context(app: Flask) -> None:
 
 def _wants_json() -> bool:
     """API callers get errors in their own format; browsers get a page."""
-    path = request.path
-    return "/api/v1/" in path or path.startswith("/_sim/") or path == "/healthz"
+    path = request.path.rstrip("/")
+    return path.endswith(("/api/v1/oauth2/token", "/api/v1/oauth2/userinfo")) or path.startswith("/_sim") \
+        or path == "/healthz"
 
 
 def register_errorhandlers(app: Flask) -> None:

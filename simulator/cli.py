@@ -4,6 +4,7 @@ changes reach the running simulator at once (shared SQLite file); sync calls go 
 from __future__ import annotations
 
 import functools
+import unicodedata
 from pathlib import Path
 
 import click
@@ -89,12 +90,16 @@ def find_tenant(code: str):
     return tenant
 
 
+def _width(text: str) -> int:
+    """Terminal columns: CJK characters take two (张三 is as wide as "four")."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def _table(rows: list[tuple], headers: tuple[str, ...]) -> None:
     cells = [tuple("" if v is None else str(v) for v in row) for row in rows]
-    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
-    click.echo("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
-    for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    widths = [max([_width(h), *(_width(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    for row in (headers, *cells):
+        click.echo("  ".join(v + " " * (w - _width(v)) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 @click.group("sim", help="KooGallery and the tenants' authentication centres, simulated.")

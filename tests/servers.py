@@ -71,3 +71,27 @@ def start_bridge(config: dict, database_url: str, log_path, *, workers: int = 2,
     args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
             "--threads", str(threads), "--timeout", "30", "app:create_app()"]
     return LiveServer(args, bridge_env(config, database_url, **extra), port, log_path=log_path)
+
+
+def simulator_env(state_db, *, public_url: str, bridge_url: str, app_login_url: str | None = None, **extra) -> dict:
+    """The environment the KooGallery simulator runs with: its own state file, no instance config
+    file, nothing from the developer's SIM_*/FLASK_* settings. Extra names become SIM_<NAME>."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIM_", "FLASK_", "BRIDGE_"))}
+    env.update(SIM_CONFIG_FILE="", SIM_STATE_DB=str(state_db), SIM_PUBLIC_URL=public_url, SIM_BRIDGE_URL=bridge_url,
+               SIM_APP_LOGIN_URL=app_login_url or f"{bridge_url.rstrip('/')}/sso/callback", SIM_LOG_LEVEL="WARNING")
+    env.update({f"SIM_{k}": str(v) for k, v in extra.items()})
+    return env
+
+
+def start_simulator(state_db, log_path, *, bridge_url: str = "http://127.0.0.1:9", app_login_url: str | None = None,
+                    threads: int = 4, **extra) -> LiveServer:
+    """The simulator (KooGallery + the tenants' authentication centres) under gunicorn on a free
+    loopback port; each tenant's domainName is {server.url}/t/<tenantCode>. Pass the bridge's URL
+    so its redirect_uris and logout targets are accepted, and extra SIM_* settings as keywords
+    (KIT_ACCESS_KEY=..., BRIDGE_PUBLIC_KEY=...)."""
+    port = free_port()
+    env = simulator_env(state_db, public_url=f"http://127.0.0.1:{port}", bridge_url=bridge_url,
+                        app_login_url=app_login_url, **extra)
+    args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads",
+            str(threads), "--timeout", "60", "simulator:create_app()"]
+    return LiveServer(args, env, port, log_path=log_path)
