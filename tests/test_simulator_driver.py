@@ -1,0 +1,229 @@
+"""The simulator's sync driver: signatures against the spec's worked examples (§3.5), and the
+exact calls it puts on the wire, caught with `responses` (strict: unmatched calls fail)."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+
+from keys.rsa import decrypt_client_secret, public_key_for_koogallery
+from simulator.clock import SyncClock, sync_time_after
+from simulator.driver import CANCEL, KooGalleryDriver, SyncCallError
+from simulator.seed import User, load_seed
+from simulator.signing import basic_query, canonical_json, kit_headers
+from tests.koogallery import basic_query as reference_basic_query
+from tests.koogallery import kit_headers as reference_kit_headers
+
+SEED = load_seed()
+HUASHAN = SEED.tenant("huashan")
+BRIDGE = "http://bridge.test"
+KIT, BASIC = "kit-key-for-driver-tests", "basic-key-for-driver-tests"
+OK = {"resultCode": "000000", "resultMsg": "success"}
+
+# spec §3.5
+EXAMPLE_KEY = "demoAccessKey0123456789"
+EXAMPLE_NONCE = "50D83FDECAED6CCD8EF597F2A577950527928BA287D04E6036E92B2806FD17DA"
+EXAMPLE_TS = "1680508066618"
+
+
+def test_kit_signature_matches_the_specs_worked_example():
+    body = {"instanceId": "huaiweitest123456", "orderId": "CS1906666666ABCDE",
+            "tenantId": "68cbc86abc2018ab880d92f36422fa0e", "tenantCode": "huawei", "name": "huaiweitest",
+            "domainName": "https://example.tenantaccount.com", "flag": 1, "testFlag": 0,
+            "timeStamp": "20220413093539534"}
+    assert canonical_json(body) == (
+        '{"domainName":"https://example.tenantaccount.com","flag":1,"instanceId":"huaiweitest123456",'
+        '"name":"huaiweitest","orderId":"CS1906666666ABCDE","tenantCode":"huawei",'
+        '"tenantId":"68cbc86abc2018ab880d92f36422fa0e","testFlag":0,"timeStamp":"20220413093539534"}')
+    headers = kit_headers(EXAMPLE_KEY, body, nonce=EXAMPLE_NONCE, timestamp=EXAMPLE_TS)
+    assert headers == {"x-sign": "4FF248550C5E31F2AE73371AC3010096CBE2ACD1FB371C3285BF8204C5CEAC53",
+                       "x-timestamp": EXAMPLE_TS, "x-nonce": EXAMPLE_NONCE}
+
+
+def test_basic_signature_matches_the_specs_worked_example():
+    body = {"activity": "newInstance", "businessId": "87b94795-0603-4e24-8ae5-69420d60e3c8",
+            "orderId": "CS2211181819B4LVS", "orderLineId": "CS2211181819B4LVS-000001", "testFlag": "1"}
+    query = basic_query(EXAMPLE_KEY, body, nonce=EXAMPLE_NONCE, timestamp=EXAMPLE_TS)
+    assert query == {"signature": "14e1d263ff0625d4b303482d00106e1febf7798c8f4b2fcff774daa7a1d4f7f2",
+                     "timestamp": EXAMPLE_TS, "nonce": EXAMPLE_NONCE}
+
+
+def test_canonical_json_drops_top_level_nulls_keeps_nested_order_and_raw_utf8():
+    body = {"b": None, "z": {"y": 1, "x": 2}, "a": "华为", "l": [3, 1]}
+    assert canonical_json(body) == '{"a":"华为","l":[3,1],"z":{"y":1,"x":2}}'
+
+
+def test_sync_stamps_are_yyyymmddhhmmssSSS_in_utc8_and_always_increase():
+    assert sync_time_after(None, 1649813739.534) == "20220413093539534"
+    assert sync_time_after("20220413093539534", 1649813739.534) == "20220413093539535"
+    assert sync_time_after("20991231235959999", 1649813739.534) == "21000101000000000"
+    clock = SyncClock(now=lambda: 1649813739.534)
+    stamps = [clock() for _ in range(5)]
+    assert stamps == sorted(set(stamps)) and len(stamps[0]) == 17
+
+
+# --- what goes on the wire -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bridge():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def driver(rsa_key):
+    return KooGalleryDriver(BRIDGE, kit_access_key=KIT, basic_access_key=BASIC, produce_path="/produce",
+                            app_id=SEED.app_id, bridge_public_key=public_key_for_koogallery(rsa_key[0]))
+
+
+def kit_call(bridge, interface: str, answer: dict = OK, status: int = 200):
+    bridge.add(responses.POST, f"{BRIDGE}/produce/produceAPI/v2/{interface}", json=answer, status=status)
+
+
+def sent(call) -> dict:
+    return json.loads(call.request.body)
+
+
+def assert_kit_signed(call) -> None:
+    """Recomputed by the tests' own KooGallery signer (tests/koogallery.py), over the body received."""
+    body, headers = sent(call), call.request.headers
+    expected = reference_kit_headers(KIT, body, nonce=headers["x-nonce"], timestamp=headers["x-timestamp"])
+    assert headers["x-sign"] == expected["x-sign"]
+    assert headers["Content-Type"] == "application/json"
+    assert len(headers["x-nonce"]) == 64
+
+
+def test_tenant_sync_sends_the_spec_body_signed_in_headers(bridge, driver):
+    kit_call(bridge, "tenantSync")
+    assert driver.tenant_sync(HUASHAN, "http://sim.test/t/huashan", instance_id="i-1", order_id="o-1") == OK
+    call = bridge.calls[0]
+    assert_kit_signed(call)
+    body = sent(call)
+    assert {k: v for k, v in body.items() if k != "timeStamp"} == {
+        "instanceId": "i-1", "orderId": "o-1", "tenantId": HUASHAN.tenant_id, "tenantCode": "huashan",
+        "name": "华山科技有限公司", "domainName": "http://sim.test/t/huashan", "flag": 1, "testFlag": 0}
+    assert len(body["timeStamp"]) == 17 and body["timeStamp"].isdigit()
+    assert "华山".encode() in call.request.body  # raw UTF-8, as Huawei's Jackson writes it
+
+
+def test_application_sync_encrypts_the_secret_for_the_bridges_key(bridge, driver, rsa_key):
+    kit_call(bridge, "applicationSync")
+    driver.application_sync(HUASHAN)
+    body = sent(bridge.calls[0])
+    assert_kit_signed(bridge.calls[0])
+    assert body["appId"] == SEED.app_id and body["clientId"] == HUASHAN.client_id and body["flag"] == 1
+    assert body["clientSecret"] != HUASHAN.client_secret
+    assert decrypt_client_secret(body["clientSecret"], rsa_key[0]) == (HUASHAN.client_secret,
+                                                                       "OAEP-SHA256-MGF1-SHA256")
+
+
+def test_application_sync_without_a_public_key_says_so(bridge):
+    driver = KooGalleryDriver(BRIDGE, kit_access_key=KIT, basic_access_key=BASIC, app_id=SEED.app_id)
+    with pytest.raises(SyncCallError, match="SIM_BRIDGE_PUBLIC_KEY"):
+        driver.application_sync(HUASHAN)
+    assert len(bridge.calls) == 0
+
+
+def test_all_org_sync_sends_the_department_list_as_a_json_string(bridge, driver):
+    kit_call(bridge, "allOrgSync")
+    driver.all_org_sync(HUASHAN)
+    body = sent(bridge.calls[0])
+    assert isinstance(body["orgInfoList"], str)
+    assert json.loads(body["orgInfoList"]) == [
+        {"orgCode": "HS000", "orgName": "华山科技", "parentCode": ""},
+        {"orgCode": "HS100", "orgName": "研发部", "parentCode": "HS000"},
+        {"orgCode": "HS110", "orgName": "平台组", "parentCode": "HS100"},
+        {"orgCode": "HS200", "orgName": "销售部", "parentCode": "HS000"}]
+
+
+def test_single_org_sync(bridge, driver):
+    kit_call(bridge, "singleOrgSync")
+    driver.single_org_sync(HUASHAN, HUASHAN.departments[2], flag=2, instance_id="i-1")
+    body = sent(bridge.calls[0])
+    assert (body["orgCode"], body["orgName"], body["parentCode"], body["flag"], body["instanceId"]) == (
+        "HS110", "平台组", "HS100", 2, "i-1")
+
+
+def test_auth_sync_sends_enable_as_a_string_and_increasing_sync_times(bridge, driver):
+    kit_call(bridge, "authSync")
+    kit_call(bridge, "authSync")
+    driver.auth_sync(HUASHAN, [HUASHAN.user("zhangsan"), HUASHAN.user("wangwu")])
+    driver.auth_sync(HUASHAN, [HUASHAN.user("lisi")], flag=CANCEL)
+    first, second = sent(bridge.calls[0]), sent(bridge.calls[1])
+    assert first["userList"][0] == {"userName": "zhangsan", "name": "张三", "orgCode": "HS000", "role": "admin",
+                                    "enable": "true", "position": "系统管理员", "mobile": "13800000001",
+                                    "email": "zhangsan@huashan.example"}
+    assert first["userList"][1]["enable"] == "false" and first["flag"] == 1 and second["flag"] == 3
+    assert first["appId"] == SEED.app_id
+    assert first["currentSyncTime"] == first["timeStamp"] and len(first["currentSyncTime"]) == 17
+    assert second["currentSyncTime"] > first["currentSyncTime"]
+
+
+def test_auth_sync_sends_at_most_500_users_per_call(bridge, driver):
+    kit_call(bridge, "authSync")
+    users = [User(f"u{i:04d}", f"User {i}", "x", "user", True, "HS000", True) for i in range(501)]
+    driver.auth_sync(HUASHAN, users)
+    assert [len(sent(c)["userList"]) for c in bridge.calls] == [500, 1]
+
+
+def test_basic_calls_are_signed_in_the_query(bridge, driver):
+    bridge.add(responses.POST, f"{BRIDGE}/produce", json={**OK, "instanceId": HUASHAN.order.business_id})
+    answer = driver.new_instance(HUASHAN.order)
+    assert answer["instanceId"] == HUASHAN.order.business_id
+    call = bridge.calls[0]
+    body = sent(call)
+    assert body == {"activity": "newInstance", "businessId": HUASHAN.order.business_id,
+                    "orderId": HUASHAN.order.order_id, "orderLineId": HUASHAN.order.order_line_id,
+                    "productId": HUASHAN.order.product_id, "skuCode": HUASHAN.order.sku_code}
+    query = {k: v[0] for k, v in parse_qs(urlsplit(call.request.url).query).items()}
+    assert query["signature"] == reference_basic_query(BASIC, body, nonce=query["nonce"],
+                                                       timestamp=query["timestamp"])["signature"]
+    assert call.request.headers["Content-Type"] == "application/json;charset=utf8"
+
+
+def test_each_basic_activity_sends_its_fields(bridge, driver):
+    bridge.add(responses.POST, f"{BRIDGE}/produce", json=OK)
+    driver.query_instance(["i-1", "i-2"])
+    driver.refresh_instance("i-1", "20301231235959", order_id="CSNEW", order_line_id="CSNEW-000001")
+    driver.update_instance_status("i-1", "FREEZE")
+    driver.release_instance("i-1")
+    driver.upgrade_instance("i-1", order_id="CSUP", sku_code="sku-2")
+    bodies = [sent(c) for c in bridge.calls]
+    assert bodies == [
+        {"activity": "queryInstance", "instanceId": "i-1,i-2"},
+        {"activity": "refreshInstance", "instanceId": "i-1", "orderId": "CSNEW", "orderLineId": "CSNEW-000001",
+         "scene": "RENEWAL", "expireTime": "20301231235959"},
+        {"activity": "updateInstanceStatus", "instanceId": "i-1", "status": "FREEZE"},
+        {"activity": "releaseInstance", "instanceId": "i-1"},
+        {"activity": "upgradeInstance", "instanceId": "i-1", "orderId": "CSUP", "orderLineId": "CSUP-000001",
+         "skuCode": "sku-2"},
+    ]
+    with pytest.raises(ValueError):
+        driver.update_instance_status("i-1", "PAUSE")
+
+
+def test_a_refusal_raises_with_the_result_code_unless_asked_not_to(bridge, driver, rsa_key):
+    kit_call(bridge, "tenantSync", {"resultCode": "000001", "resultMsg": "signature mismatch"})
+    with pytest.raises(SyncCallError, match="000001") as caught:
+        driver.tenant_sync(HUASHAN, "http://sim.test/t/huashan")
+    assert caught.value.result_code == "000001" and caught.value.call == "tenantSync"
+    lenient = KooGalleryDriver(BRIDGE, kit_access_key=KIT, basic_access_key=BASIC, raise_on_error=False)
+    assert lenient.tenant_sync(HUASHAN, "x")["resultCode"] == "000001"
+
+
+@pytest.mark.parametrize("status, body, message", [
+    (404, "not here", "HTTP 404"), (200, "<html>", "not JSON"), (200, "[1]", "not a JSON object"),
+])
+def test_a_broken_answer_raises_a_clear_error(bridge, driver, status, body, message):
+    bridge.add(responses.POST, f"{BRIDGE}/produce/produceAPI/v2/tenantSync", body=body, status=status)
+    with pytest.raises(SyncCallError, match=message):
+        driver.tenant_sync(HUASHAN, "x")
+
+
+def test_no_answer_at_all_raises_a_clear_error(bridge, driver):
+    with pytest.raises(SyncCallError, match="no answer from http://bridge.test/produce/produceAPI/v2/tenantSync"):
+        driver.tenant_sync(HUASHAN, "x")
