@@ -88,6 +88,12 @@ def main() -> int:
     # The bridge's "sign in with KooGallery" goes to the simulator's portal, for this appId.
     bridge_env = {"BRIDGE_PORTAL_LOGIN_URL": f"http://{SIMULATOR}/unified-login/portal-login",
                   "BRIDGE_APP_ID": app_id, **os.environ}
+    if not bridge_config["ALLOW_INSECURE_IDP"] and "BRIDGE_ALLOW_INSECURE_IDP" not in os.environ:
+        # instance/config.py from before `config.generate --local`: the simulator's authentication
+        # centres are http://127.0.0.1, which the bridge refuses unless told this is a local demo.
+        print("make run: ALLOW_INSECURE_IDP is off in instance/config.py; turning it on for this local bridge "
+              "(the simulator's authentication centres are http://127.0.0.1:5001).", flush=True)
+        bridge_env["BRIDGE_ALLOW_INSECURE_IDP"] = "true"
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGHUP, _stop)

@@ -51,9 +51,10 @@ VERBATIM = ("PUBLIC_URL", "SEED_FILE", "STATE_DB", "APP_LOGIN_URL", "BRIDGE_URL"
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    app = Flask(__name__, instance_relative_config=True)
+    # No static folder: every page carries its own CSS, nothing external.
+    app = Flask(__name__, instance_relative_config=True, static_folder=None)
     load_config(app, test_config)
-    logging.getLogger("simulator").setLevel(app.config["LOG_LEVEL"])
+    configure_logging(app)
     register_services(app)
     register_blueprints(app)
     register_page_context(app)
@@ -77,6 +78,17 @@ def load_config(app: Flask, test_config: dict | None) -> None:
         app.config.update(test_config)
     app.config["PUBLIC_URL"] = str(app.config["PUBLIC_URL"]).rstrip("/")
     app.config["PRODUCE_PATH"] = "/" + str(app.config["PRODUCE_PATH"]).strip("/")
+
+
+def configure_logging(app: Flask) -> None:
+    """One line per event (why a token was refused, which code went to whom); never a secret.
+    Under gunicorn or `flask` nothing else sets up logging, so the simulator brings a handler."""
+    logger = logging.getLogger("simulator")
+    logger.setLevel(app.config["LOG_LEVEL"])
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.addHandler(handler)
 
 
 def register_services(app: Flask) -> None:
