@@ -113,8 +113,8 @@ class KooGalleryDriver:
                          client_secret: str | None = None) -> dict:
         """clientSecret goes RSA-OAEP encrypted with the bridge's public key (spec §5.2)."""
         if self._public_key is None:
-            raise SyncCallError("applicationSync", "no bridge public key to encrypt clientSecret with "
-                                                   "(set SIM_BRIDGE_PUBLIC_KEY)")
+            raise ValueError("applicationSync needs the bridge's public key to encrypt clientSecret with "
+                             "(SIM_BRIDGE_PUBLIC_KEY, or KooGalleryDriver(bridge_public_key=...))")
         secret = encrypt_client_secret(client_secret or tenant.client_secret, self._public_key)
         return self.send_kit("applicationSync", self._kit_body(
             tenant, instance_id, appId=self._app_id(), clientId=tenant.client_id, clientSecret=secret, flag=flag))

@@ -109,11 +109,12 @@ class Store:
             db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=15, isolation_level=None)
         db.row_factory = sqlite3.Row
         try:
-            db.execute("BEGIN IMMEDIATE")
+            # Writers take the lock up front, so two never deadlock upgrading a read lock.
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield db
             except BaseException:
@@ -171,7 +172,7 @@ class Store:
 
     def token(self, token: str, kind: str) -> TokenGrant | None:
         """A live token of that kind, or None."""
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             row = db.execute("SELECT * FROM tokens WHERE token = ? AND kind = ? AND expires_at > ?",
                              (token, kind, self.now())).fetchone()
         return TokenGrant(**dict(row)) if row else None
@@ -192,7 +193,7 @@ class Store:
         """(tenant_code, user_name) of the browser's live sign-in for that scope."""
         if not sid:
             return None
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             row = db.execute("SELECT tenant_code, user_name FROM sessions WHERE sid = ? AND scope = ? "
                              "AND expires_at > ?", (sid, scope, self.now())).fetchone()
         return (row["tenant_code"], row["user_name"]) if row else None
@@ -220,7 +221,7 @@ class Store:
 
     def faults(self) -> dict[str, dict[str, float]]:
         """{tenant_code: {kind: seconds}} for every fault that is on."""
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             rows = db.execute("SELECT * FROM faults ORDER BY tenant_code, kind").fetchall()
         result: dict[str, dict[str, float]] = {}
         for row in rows:
@@ -240,7 +241,7 @@ class Store:
                                (int(value), tenant_code, user_name))
 
     def user_changes(self) -> dict[tuple[str, str], UserChange]:
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             rows = db.execute("SELECT * FROM user_changes").fetchall()
         return {(r["tenant_code"], r["user_name"]): UserChange(
             None if r["authorised"] is None else bool(r["authorised"]),
@@ -254,7 +255,7 @@ class Store:
                 db.execute("INSERT OR IGNORE INTO unbound_tenants VALUES (?)", (tenant_code,))
 
     def unbound_tenants(self) -> set[str]:
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             return {r[0] for r in db.execute("SELECT tenant_code FROM unbound_tenants")}
 
     # --- orders (instances the bridge created) -----------------------------------------------------
@@ -266,7 +267,7 @@ class Store:
                         record.status, record.expire_time))
 
     def instances(self) -> list[InstanceRecord]:
-        with self._transaction() as db:
+        with self._transaction(write=False) as db:
             rows = db.execute("SELECT * FROM instances ORDER BY tenant_code, instance_id").fetchall()
         return [InstanceRecord(**dict(r)) for r in rows]
 

@@ -215,6 +215,14 @@ def test_missing_access_keys_are_named(tmp_path, bridge):
     assert result.exit_code == 1 and "SIM_KIT_ACCESS_KEY and SIM_BASIC_ACCESS_KEY" in result.output
 
 
+def test_a_missing_public_key_is_named_before_applicationsync_is_sent(tmp_path, bridge):
+    app = create_app({"TESTING": True, "STATE_DB": str(tmp_path / "s.sqlite"), "KIT_ACCESS_KEY": "k",
+                      "BASIC_ACCESS_KEY": "b", "BRIDGE_URL": BRIDGE})
+    result = app.test_cli_runner().invoke(args=["sim", "sync"])
+    assert result.exit_code == 1 and "SIM_BRIDGE_PUBLIC_KEY" in result.output
+    assert bridge.names() == ["tenantSync"]
+
+
 def test_a_malformed_public_key_is_named(tmp_path, bridge):
     app = create_app({"TESTING": True, "STATE_DB": str(tmp_path / "s.sqlite"), "KIT_ACCESS_KEY": "k",
                       "BASIC_ACCESS_KEY": "b", "BRIDGE_PUBLIC_KEY": "not a key"})

@@ -123,7 +123,7 @@ def test_application_sync_encrypts_the_secret_for_the_bridges_key(bridge, driver
 
 def test_application_sync_without_a_public_key_says_so(bridge):
     driver = KooGalleryDriver(BRIDGE, kit_access_key=KIT, basic_access_key=BASIC, app_id=SEED.app_id)
-    with pytest.raises(SyncCallError, match="SIM_BRIDGE_PUBLIC_KEY"):
+    with pytest.raises(ValueError, match="SIM_BRIDGE_PUBLIC_KEY"):
         driver.application_sync(HUASHAN)
     assert len(bridge.calls) == 0
 
