@@ -102,6 +102,12 @@ def _refresh(user_session) -> None:
     sessions.store_refreshed_tokens(user_session, tokens.access_token, tokens.refresh_token, tokens.expires_in)
 
 
+def _clear_flow(keep: tuple[str, ...]) -> None:
+    kept = {k: session[k] for k in keep if k in session}
+    session.clear()
+    session.update(kept)
+
+
 def _start(tenant, next_url):
     target = services.start_login(tenant, browser_token=_browser_token(), redirect_uri=_callback_url(),
                                   next_url=next_url)
@@ -175,10 +181,7 @@ def _sign_in(identity, tokens, next_url):
     services.record_login_event("success", request_id=g.request_id, tenant_id=identity.tenant_id,
                                 user_name=identity.user_name, detail="jit" if identity.jit else None,
                                 remote_addr=request.remote_addr)
-    binding = session.get(BROWSER_KEY)
-    session.clear()  # nothing from before the login carries over (fixation)
-    if binding:
-        session[BROWSER_KEY] = binding
+    _clear_flow(keep=(BROWSER_KEY, "lang"))  # nothing else from before the login carries over
     response = redirect(next_url or landing_url() or url_for("sso.home"), code=302)
     response.set_cookie(sessions.SESSION_COOKIE, sessions.sign_session_id(raw_id), httponly=True,
                         secure=current_app.config["COOKIE_SECURE"], samesite="Lax", path="/",
@@ -221,7 +224,7 @@ def logout():
         base = current_app.config.get("PUBLIC_URL")
         return_to = f"{base.rstrip('/')}{target}" if base else url_for("sso.signed_out", _external=True)
         target = services.logout_url(user_session.tenant_id, return_to) or target
-    session.clear()
+    _clear_flow(keep=("lang",))
     response = redirect(target, code=302)
     response.delete_cookie(sessions.SESSION_COOKIE, path="/")
     return response

@@ -15,8 +15,10 @@ from extensions import db
 from keys.rsa import public_key_for_koogallery
 from simulator import create_app as create_simulator
 from tests.conftest import BASIC_KEY, KIT_KEY, _truncate_all
+from tests.pg import free_port
 from tests.servers import start_bridge, start_simulator
 
+APP_ID = "9eef08ffe9e63c84"  # the seed's application credential
 HUASHAN = "fe8ff0dea173a12cb51ebb4c27c2aae4"
 XIHU = "8d433b7e4ea78a2c7c5c8df0717c3c4f"
 PASSWORDS = {"zhangsan": "Zhangsan@123", "lisi": "Lisi@123", "wangwu": "Wangwu@123", "zhaoliu": "Zhaoliu@123",
@@ -72,10 +74,12 @@ class Stack:
 
 def start_stack(base_config, database_url, rsa_key, tmp, **bridge_settings) -> Stack:
     public_key = public_key_for_koogallery(rsa_key[0])
-    settings = {"ALLOW_INSECURE_IDP": "true", "COOKIE_SECURE": "false", **bridge_settings}
+    sim_port = free_port()
+    settings = {"ALLOW_INSECURE_IDP": "true", "COOKIE_SECURE": "false", "APP_ID": APP_ID,
+                "PORTAL_LOGIN_URL": f"http://127.0.0.1:{sim_port}/unified-login/#/portal-login", **bridge_settings}
     bridge = start_bridge(base_config, database_url, tmp / "bridge.log", workers=1, threads=8, **settings)
     try:
-        simulator = start_simulator(tmp / "state.sqlite", tmp / "simulator.log", bridge_url=bridge.url,
+        simulator = start_simulator(tmp / "state.sqlite", tmp / "simulator.log", bridge_url=bridge.url, port=sim_port,
                                     KIT_ACCESS_KEY=KIT_KEY, BASIC_ACCESS_KEY=BASIC_KEY, BRIDGE_PUBLIC_KEY=public_key)
     except Exception:
         bridge.stop()

@@ -66,8 +66,9 @@ def bridge_env(config: dict, database_url: str, **extra) -> dict:
     return env
 
 
-def start_bridge(config: dict, database_url: str, log_path, *, workers: int = 2, threads: int = 8, **extra) -> LiveServer:
-    port = free_port()
+def start_bridge(config: dict, database_url: str, log_path, *, workers: int = 2, threads: int = 8,
+                 port: int | None = None, **extra) -> LiveServer:
+    port = port or free_port()
     args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
             "--threads", str(threads), "--timeout", "30", "app:create_app()"]
     return LiveServer(args, bridge_env(config, database_url, **extra), port, log_path=log_path)
@@ -84,12 +85,12 @@ def simulator_env(state_db, *, public_url: str, bridge_url: str, app_login_url: 
 
 
 def start_simulator(state_db, log_path, *, bridge_url: str = "http://127.0.0.1:9", app_login_url: str | None = None,
-                    threads: int = 4, **extra) -> LiveServer:
+                    threads: int = 4, port: int | None = None, **extra) -> LiveServer:
     """The simulator (KooGallery + the tenants' authentication centres) under gunicorn on a free
     loopback port; each tenant's domainName is {server.url}/t/<tenantCode>. Pass the bridge's URL
     so its redirect_uris and logout targets are accepted, and extra SIM_* settings as keywords
     (KIT_ACCESS_KEY=..., BRIDGE_PUBLIC_KEY=...)."""
-    port = free_port()
+    port = port or free_port()
     env = simulator_env(state_db, public_url=f"http://127.0.0.1:{port}", bridge_url=bridge_url,
                         app_login_url=app_login_url, **extra)
     args = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads",
