@@ -119,8 +119,9 @@ def database_url(request, tmp_path, sqlite_template):
         yield f"sqlite:///{path}"
         return
     url = request.getfixturevalue("postgres_url")
-    yield url
+    # Module-scoped live servers share this database: start every test from empty tables.
     _truncate_all(request.getfixturevalue("base_config"), url)
+    yield url
 
 
 def _truncate_all(config: dict, url: str) -> None:

@@ -70,6 +70,7 @@ class Stack:
             db.engine.dispose()
         self.simulator.stop()
         self.bridge.stop()
+        _truncate_all(self.base_config, self.database_url)
 
 
 def start_stack(base_config, database_url, rsa_key, tmp, **bridge_settings) -> Stack:
