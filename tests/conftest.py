@@ -119,9 +119,10 @@ def database_url(request, tmp_path, sqlite_template):
         yield f"sqlite:///{path}"
         return
     url = request.getfixturevalue("postgres_url")
-    # Module-scoped live servers share this database: start every test from empty tables.
+    # Module-scoped live servers share this database too: empty it before and after every test.
     _truncate_all(request.getfixturevalue("base_config"), url)
     yield url
+    _truncate_all(request.getfixturevalue("base_config"), url)
 
 
 def _truncate_all(config: dict, url: str) -> None:

@@ -74,6 +74,7 @@ class Stack:
 
 
 def start_stack(base_config, database_url, rsa_key, tmp, **bridge_settings) -> Stack:
+    _truncate_all(base_config, database_url)
     public_key = public_key_for_koogallery(rsa_key[0])
     sim_port = free_port()
     settings = {"ALLOW_INSECURE_IDP": "true", "COOKIE_SECURE": "false", "APP_ID": APP_ID,

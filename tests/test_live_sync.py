@@ -21,6 +21,7 @@ pytestmark = pytest.mark.live
 
 @pytest.fixture
 def live_bridge(base_config, postgres_url, tmp_path):
+    _truncate_all(base_config, postgres_url)
     server = start_bridge(base_config, postgres_url, tmp_path / "bridge.log")
     yield server
     server.stop()

@@ -136,6 +136,7 @@ class Pair:
 @pytest.fixture(scope="module")
 def pair(base_config, postgres_url, rsa_key, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sim-bridge")
+    _truncate_all(base_config, postgres_url)
     public_key = public_key_for_koogallery(rsa_key[0])
     bridge = start_bridge(base_config, postgres_url, tmp / "bridge.log", workers=1, threads=4,
                           ALLOW_INSECURE_IDP="true")
