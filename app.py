@@ -3,24 +3,29 @@ serve with `gunicorn 'app:create_app()'`; `flask` finds the factory by itself.""
 
 from __future__ import annotations
 
-import logging
 import os
+import re
 import sqlite3
 import uuid
 
-from flask import Flask, g, jsonify, redirect, render_template, request, url_for
+from flask import Flask, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import keys
+import ops
 import sso
 import tenants
 from config import load_config
 from extensions import csrf, db, migrate
+from ops.logs import configure_logging
 
 REQUEST_ID_HEADER = "X-Request-Id"
+_INCOMING_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -29,7 +34,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("BRIDGE_INSTANCE_PATH")
     app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     load_config(app, test_config)
-    configure_logging(app)
+    configure_logging(app.config["LOG_LEVEL"])
+    if app.config.get("PROXY_HOPS"):
+        # Behind TLS-terminating proxies: trust exactly that many X-Forwarded-* hops, so callback
+        # URLs and the issuer are https://public-host, and nothing a client sends can fake it.
+        hops = int(app.config["PROXY_HOPS"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     register_extensions(app)
     register_blueprints(app)
     register_request_ids(app)
@@ -43,7 +53,7 @@ def register_extensions(app: Flask) -> None:
         engine_options = {"connect_args": {"timeout": 30}}
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     db.init_app(app)
-    migrate.init_app(app, db, directory="migrations")
+    migrate.init_app(app, db, directory=MIGRATIONS)
     keys.init_app(app)
     csrf.init_app(app)
 
@@ -54,20 +64,19 @@ def register_blueprints(app: Flask) -> None:
 
     csrf.exempt(sync_bp)  # KooGallery's calls are authenticated by their signatures
     sso.init_app(app)
+    ops.init_app(app)
 
     @app.get("/")
     def index():
         return redirect(url_for("sso.home"))
 
-    @app.get("/healthz")
-    def healthz():
-        return jsonify(status="ok")
-
 
 def register_request_ids(app: Flask) -> None:
     @app.before_request
     def assign_request_id():
-        g.request_id = uuid.uuid4().hex
+        # A proxy's id is kept when it looks like one, so one id follows the request end to end.
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming if _INCOMING_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
     @app.after_request
     def expose_request_id(response):
@@ -93,25 +102,6 @@ def register_errorhandlers(app: Flask) -> None:
     def unexpected_error(exc: Exception):
         app.logger.exception("unhandled_error path=%s", request.path)
         return render_template("error.html", status=500, key="server_error"), 500
-
-
-class RequestIdFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            record.request_id = g.get("request_id", "-")
-        except RuntimeError:  # outside a request
-            record.request_id = "-"
-        return True
-
-
-def configure_logging(app: Flask) -> None:
-    root = logging.getLogger()
-    if not any(isinstance(f, RequestIdFilter) for h in root.handlers for f in h.filters):
-        handler = logging.StreamHandler()
-        handler.addFilter(RequestIdFilter())
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s req=%(request_id)s %(message)s"))
-        root.addHandler(handler)
-    root.setLevel(app.config["LOG_LEVEL"])
 
 
 # SQLite: take the write lock when a transaction starts (BEGIN IMMEDIATE), so concurrent writers

@@ -13,4 +13,17 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss req=%({x-request-id}o)s'
+# Path only: query strings (OAuth codes, states) never reach the access log.
+access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss req=%({x-request-id}o)s'
+
+# Prometheus multiprocess mode: every worker writes its samples here; /metrics adds them up.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bridge-metrics-")
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

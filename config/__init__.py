@@ -11,7 +11,7 @@ from flask import Flask
 
 # Secrets: read verbatim from the environment (from_prefixed_env would turn "123" into an int),
 # or from a file named by BRIDGE_<NAME>_FILE (docker/k8s secrets).
-SECRET_SETTINGS = ("SECRET_KEY", "KIT_ACCESS_KEY", "BASIC_ACCESS_KEY", "DATA_KEYS")
+SECRET_SETTINGS = ("SECRET_KEY", "KIT_ACCESS_KEY", "BASIC_ACCESS_KEY", "DATA_KEYS", "METRICS_TOKEN")
 LIST_SETTINGS = ("KIT_ACCESS_KEY_FALLBACKS", "BASIC_ACCESS_KEY_FALLBACKS", "DATA_KEYS", "SECRET_KEY_FALLBACKS")
 MIN_SECRET_KEY_CHARS = 32
 

@@ -92,3 +92,13 @@ OIDC_LANDING_APP = None
 OIDC_BACKCHANNEL_DELIVERY = "thread"
 OIDC_BACKCHANNEL_MAX_ATTEMPTS = 10
 OIDC_BACKCHANNEL_TIMEOUT = 5
+
+# --- operation (ops/) ------------------------------------------------------------------------------
+
+# Number of reverse proxies in front of the bridge whose X-Forwarded-* headers are trusted (0: none).
+PROXY_HOPS = 0
+# If set, /metrics requires `Authorization: Bearer <token>`.
+METRICS_TOKEN = None
+# `flask maintenance run`: how long ended sessions, delivered logouts and audit rows are kept.
+SESSION_RETENTION_DAYS = 30
+AUDIT_RETENTION_DAYS = 180

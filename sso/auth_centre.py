@@ -20,6 +20,8 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
 from requests.adapters import HTTPAdapter
 
+from ops.metrics import AUTH_CENTRE_SECONDS
+
 log = logging.getLogger(__name__)
 
 TOKEN_PATH = "/api/v1/oauth2/token"
@@ -172,8 +174,9 @@ class AuthCentreClient:
             outcome = "garbage"
             raise AuthCentreError("garbage", type(exc).__name__) from None
         finally:
-            log.info("auth_centre_call what=%s host=%s outcome=%s duration_ms=%d", what, host, outcome,
-                     (time.monotonic() - started) * 1000)
+            elapsed = time.monotonic() - started
+            AUTH_CENTRE_SECONDS.labels(host, what, outcome).observe(elapsed)
+            log.info("auth_centre_call what=%s host=%s outcome=%s duration_ms=%d", what, host, outcome, elapsed * 1000)
 
 
 def _tokens(token) -> Tokens:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from extensions import db
 from keys import keyring
+from ops.metrics import LOGINS
 from sso.auth_centre import AUTHORIZE_PATH, LOGOUT_PATH, AuthCentreClient, AuthCentreError, Client, Tokens
 from sso.errors import LoginError
 from sso.models import LoginEvent, LoginState
@@ -236,5 +237,6 @@ def record_login_event(outcome: str, *, request_id: str, reason: str | None = No
     except SQLAlchemyError:
         db.session.rollback()
         log.error("login_audit_write_failed outcome=%s reason=%s", outcome, reason)
+    LOGINS.labels(outcome, reason or "").inc()
     log.info("login outcome=%s reason=%s tenant=%s user=%s detail=%r", outcome, reason, tenant_id, user_name,
              (detail or "")[:200])

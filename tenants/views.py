@@ -13,6 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from extensions import db
 from keys import keyring
+from ops.metrics import SYNC_CALLS
 from tenants import services
 from tenants.audit import body_for_audit, record_sync_call
 from tenants.errors import ResultCode, SyncError, invalid
@@ -99,7 +100,8 @@ def _handle(interface, *, keys, headers, verify, apply):
         body = parse_json_object(raw, cfg["MAX_JSON_DEPTH"])
         verified = verify(keys, sig_headers, timestamp, raw, body)
         if interface == "basic":
-            interface = f"basic:{str(body.get('activity'))[:40]}"
+            activity = body.get("activity")
+            interface = f"basic:{activity if activity in services.BASIC_ACTIVITIES else 'unknown'}"
         services.record_nonce(nonce, cfg["NONCE_TTL_SECONDS"])
         outcome = apply(body)
         db.session.commit()
@@ -121,6 +123,7 @@ def _handle(interface, *, keys, headers, verify, apply):
     instance_id = outcome.instance_id if outcome else _field(body, "instanceId")
     log.info("sync_call interface=%s result=%s tenant=%s duration_ms=%d reason=%r", interface, code, tenant_id,
              duration_ms, message if code != ResultCode.SUCCESS else "")
+    SYNC_CALLS.labels(interface, code).inc()
     record_sync_call(
         request_id=g.request_id, interface=interface, tenant_id=tenant_id, instance_id=instance_id,
         nonce=(nonce or "")[:128] or None, result_code=code, result_msg=message[:255], duration_ms=duration_ms,
@@ -136,6 +139,7 @@ def _field(body, name):
 
 
 def _answer_refusal(interface, error: SyncError, *, key):
+    SYNC_CALLS.labels("kit:unknown", error.code).inc()
     record_sync_call(request_id=g.request_id, interface=interface, tenant_id=None, instance_id=None, nonce=None,
                      result_code=error.code, result_msg=error.message[:255], duration_ms=0,
                      remote_addr=(request.remote_addr or "")[:64], signature_form=None, body=None)

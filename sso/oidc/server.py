@@ -18,6 +18,7 @@ from flask import current_app, has_request_context, url_for
 
 from extensions import db
 from keys.signing import active_signing_key
+from ops.metrics import OIDC_TOKENS
 from sso.models import UserSession
 from sso.oidc.models import OidcAuthorizationCode, OidcClient, OidcToken, secret_hash
 from sso.sessions import session_block
@@ -223,6 +224,7 @@ def _save_token(token, request):
         refresh_expires_at=int(time.time()) + cfg["OIDC_REFRESH_TOKEN_LIFETIME"] if token.get("refresh_token") else None,
     ))
     db.session.commit()
+    OIDC_TOKENS.labels("refresh_token" if previous is not None else "authorization_code").inc()
 
 
 class _BearerValidator(BearerTokenValidator):

@@ -1,0 +1,36 @@
+"""JSON logs: one event a line, with the request id, to stdout (where gunicorn and any container
+runtime collect them). Messages are `event key=value` strings written to carry no secrets; the
+leak test (tests/test_ops.py) plants marker secrets and scans the logs of a full run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+from flask import g, has_request_context
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        event = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "request_id": g.get("request_id") if has_request_context() else None,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            # Exception type and traceback lines for operators; values of locals are never logged.
+            event["exc"] = self.formatException(record.exc_info)
+        return json.dumps(event, ensure_ascii=False)
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+    root.setLevel(level)
