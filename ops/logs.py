@@ -1,6 +1,6 @@
 """JSON logs: one event a line, with the request id, to stdout (where gunicorn and any container
 runtime collect them). Messages are `event key=value` strings written to carry no secrets; the
-leak test (tests/test_ops.py) plants marker secrets and scans the logs of a full run."""
+leak test (tests/test_live_ops.py) plants marker secrets and scans the logs of a full run."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import sys
 from datetime import UTC, datetime
 
 from flask import g, has_request_context
+
+NOISY_LIBRARIES = ("authlib", "urllib3", "requests", "werkzeug")
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,3 +36,8 @@ def configure_logging(level: str) -> None:
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
     root.setLevel(level)
+    # Libraries whose DEBUG lines carry tokens or request details (Authlib logs issued tokens):
+    # never below INFO, whatever the bridge's own level.
+    for name in NOISY_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level)
+                                             if isinstance(level, str) else level))

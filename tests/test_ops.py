@@ -1,0 +1,128 @@
+"""Operating the bridge: health, readiness, metrics, logs, proxies, housekeeping."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+
+from app import create_app
+from extensions import db
+from ops.logs import JsonFormatter
+from sso.models import LoginState, UserSession
+from tenants.models import SeenNonce, SyncCall, utcnow
+from tests import factories as f
+from tests.test_kit_sync import ok
+
+
+def test_healthz(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_readyz_when_everything_is_in_place(client):
+    response = client.get("/readyz")
+    body = response.get_json()
+    assert response.status_code == 200 and body["status"] == "ready"
+    assert body["checks"]["migrations"]["ok"] and body["checks"]["keys"]["ok"]
+
+
+def test_readyz_reports_missing_migrations_and_keys(base_config, tmp_path):
+    app = create_app({**base_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite'}",
+                      "RSA_PRIVATE_KEY_FILE": str(tmp_path / "none.pem")})
+    response = app.test_client().get("/readyz")
+    body = response.get_json()
+    assert response.status_code == 503 and body["status"] == "not ready"
+    assert "flask db upgrade" in body["checks"]["migrations"]["detail"]
+    assert "flask keys generate" in body["checks"]["keys"]["detail"]
+
+
+def test_readyz_when_database_is_down(base_config):
+    app = create_app({**base_config, "DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:9/x?connect_timeout=2"})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503 and response.get_json()["checks"]["database"]["ok"] is False
+
+
+def _sample(text: str, name: str, **labels) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_count_sync_calls_by_interface_and_code(client, kg):
+    before = client.get("/metrics").get_data(as_text=True)
+    ok(kg.kit("tenantSync", f.tenant_sync()))
+    kg.kit("tenantSync", f.tenant_sync(flag=9))
+    kg.basic({"activity": "x" * 30})
+    after = client.get("/metrics").get_data(as_text=True)
+    for labels, delta in [({"interface": "kit:tenantSync", "result_code": "000000"}, 1),
+                          ({"interface": "kit:tenantSync", "result_code": "000002"}, 1),
+                          ({"interface": "basic:unknown", "result_code": "000002"}, 1)]:
+        assert _sample(after, "bridge_sync_calls_total", **labels) - _sample(before, "bridge_sync_calls_total",
+                                                                             **labels) == delta
+    assert "x" * 30 not in after  # label values stay bounded whatever a caller sends
+    assert "bridge_active_sessions 0.0" in after
+
+
+def test_metrics_token_when_configured(make_app):
+    client = make_app(METRICS_TOKEN="scrape-secret-1").test_client()
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer scrape-secret-1"}).status_code == 200
+
+
+def test_json_log_lines_carry_the_request_id(app, caplog):
+    caplog.set_level(logging.INFO)
+    client = app.test_client()
+    response = client.post("/produce/produceAPI/v2/tenantSync", json={})
+    record = next(r for r in caplog.records if r.getMessage().startswith("sync_call"))
+    with app.test_request_context():
+        from flask import g
+
+        g.request_id = response.headers["X-Request-Id"]
+        line = json.loads(JsonFormatter().format(record))
+    assert line["request_id"] == response.headers["X-Request-Id"] and line["level"] == "info"
+    assert line["msg"].startswith("sync_call interface=kit:tenantSync result=000002")
+
+
+def test_a_proxys_request_id_is_kept_and_a_bad_one_replaced(client):
+    assert client.get("/healthz", headers={"X-Request-Id": "lb-0123456789"}).headers["X-Request-Id"] == "lb-0123456789"
+    assert client.get("/healthz", headers={"X-Request-Id": "<script>"}).headers["X-Request-Id"] != "<script>"
+
+
+@pytest.mark.parametrize("hops, expected", [(0, "http://localhost/"), (1, "https://bridge.example.com/")])
+def test_forwarded_headers_count_only_with_proxy_hops(make_app, hops, expected):
+    client = make_app(PROXY_HOPS=hops).test_client()
+    conf = client.get("/.well-known/openid-configuration",
+                      headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "bridge.example.com"}).get_json()
+    assert conf["issuer"] + "/" == expected
+
+
+def test_maintenance_removes_only_what_is_past_its_use(app, kg, runner):
+    ok(kg.kit("tenantSync", f.tenant_sync()))
+    now = utcnow()
+    with app.app_context():
+        db.session.add_all([
+            SeenNonce(nonce="old", expires_at=now - timedelta(minutes=1)),
+            LoginState(state_hash="a" * 64, browser_hash="b" * 64, tenant_id="t", redirect_uri="x",
+                       expires_at=now - timedelta(minutes=1)),
+            LoginState(state_hash="c" * 64, browser_hash="b" * 64, tenant_id="t", redirect_uri="x",
+                       expires_at=now + timedelta(minutes=5)),
+            UserSession(id_hash="d" * 64, tenant_id="t", user_name="u", expires_at=now - timedelta(days=40),
+                        ended_at=now - timedelta(days=40)),
+            UserSession(id_hash="e" * 64, tenant_id="t", user_name="u", expires_at=now + timedelta(hours=1)),
+            SyncCall(request_id="r", interface="kit:tenantSync", result_code="000000", result_msg="ok", duration_ms=1,
+                     created_at=now - timedelta(days=400)),
+        ])
+        db.session.commit()
+    output = runner.invoke(args=["maintenance", "run"]).output
+    assert "nonces                1 removed" in output and "login_states          1 removed" in output
+    assert "sessions              1 removed" in output and "sync_calls            1 removed" in output
+    with app.app_context():
+        assert {s.id_hash[0] for s in db.session.execute(db.select(UserSession)).scalars()} == {"e"}
+        assert db.session.scalar(db.select(db.func.count()).select_from(SeenNonce)) == 1  # the live call's
+        assert db.session.scalar(db.select(db.func.count()).select_from(SyncCall)) == 1
+    again = runner.invoke(args=["maintenance", "run"]).output  # idempotent
+    assert "nonces                0 removed" in again
