@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := app
 
-.PHONY: run test lint serve clean-instance
+.PHONY: run test lint serve
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ instance/koogallery_rsa.pem: instance/config.py
 run: $(BIN)/.installed instance/config.py instance/koogallery_rsa.pem
 	$(BIN)/flask db upgrade
 	$(BIN)/python -m scripts.run_local
+
+## serve: production serving with gunicorn (gunicorn.conf.py; settings from BRIDGE_* and GUNICORN_*).
+serve: $(BIN)/.installed
+	$(BIN)/gunicorn --config gunicorn.conf.py --bind $${GUNICORN_BIND:-127.0.0.1:8000} 'app:create_app()'
 
 ## test: the whole suite (SQLite and PostgreSQL; browser tests where Chromium is installed).
 test: $(BIN)/.installed
