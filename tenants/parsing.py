@@ -87,12 +87,11 @@ def small_int(body: dict, name: str, allowed: tuple[int, ...], *, required: bool
         if required:
             raise invalid(f"{name} is missing")
         return default
-    if isinstance(value, bool):
-        raise invalid(f"{name} must be one of {allowed}")
-    try:
-        number = int(value) if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()) else None
-    except ValueError:
-        number = None
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        number = int(value.strip())
     if number not in allowed:
         raise invalid(f"{name} must be one of {', '.join(map(str, allowed))}")
     return number
