@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+import admin
 import keys
 import ops
 import sso
@@ -24,6 +25,8 @@ from extensions import csrf, db, migrate
 from ops.logs import configure_logging
 
 REQUEST_ID_HEADER = "X-Request-Id"
+PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' http: https:; "
+            "frame-ancestors 'none'; base-uri 'none'")
 _INCOMING_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 
@@ -64,6 +67,7 @@ def register_blueprints(app: Flask) -> None:
 
     csrf.exempt(sync_bp)  # KooGallery's calls are authenticated by their signatures
     sso.init_app(app)
+    admin.init_app(app)
     ops.init_app(app)
 
     @app.get("/")
@@ -81,6 +85,15 @@ def register_request_ids(app: Flask) -> None:
     @app.after_request
     def expose_request_id(response):
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+        if response.mimetype == "text/html":
+            # Pages carry no third-party content; OAuth codes in URLs must not leak by Referer;
+            # the login and logout forms must not be framed (clickjacking).
+            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+            response.headers.setdefault("X-Frame-Options", "DENY")
+            response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
 

@@ -408,3 +408,11 @@ def test_workbench_launch_lands_in_the_registered_app(synced, client, runner, id
     register(runner, "--initiate-login-uri", "https://app.example.com/login")
     response = sign_in(client, idp)
     assert response.headers["Location"] == "https://app.example.com/login?iss=http%3A%2F%2Flocalhost"
+
+
+def test_tenant_hint_for_another_company_signs_in_there(signed_in, app_client):
+    response = authorize(signed_in, app_client[0], tenant="other-company")
+    query = parse_qs(urlsplit(response.headers["Location"]).query)
+    assert urlsplit(response.headers["Location"]).path == "/sso/login" and query["tenant"] == ["other-company"]
+    same = authorize(signed_in, app_client[0], tenant="ACME")
+    assert "code=" in same.headers["Location"]

@@ -126,3 +126,13 @@ def test_maintenance_removes_only_what_is_past_its_use(app, kg, runner):
         assert db.session.scalar(db.select(db.func.count()).select_from(SyncCall)) == 1
     again = runner.invoke(args=["maintenance", "run"]).output  # idempotent
     assert "nonces                0 removed" in again
+
+
+def test_pages_carry_security_headers(client):
+    page = client.get("/sso/login")
+    assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["Referrer-Policy"] == "no-referrer"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert "Strict-Transport-Security" not in page.headers  # plain http in the test client
+    secure = client.get("/sso/login", base_url="https://bridge.example.com")
+    assert secure.headers["Strict-Transport-Security"] == "max-age=31536000"

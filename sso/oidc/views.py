@@ -83,14 +83,24 @@ def authorize():
         sessions.end_session(user_session, "reauthenticate")
         db.session.commit()
         return _login_redirect(_tenant_hint() or user_session.tenant_id, f"{url_for('oidc.authorize')}?{urlencode(args)}")
+    hint = _tenant_hint()
+    if user_session is not None and hint and not _same_tenant(user_session.tenant_id, hint):
+        user_session = None  # the app asked for another company: sign in there
     user = OidcUser(user_session) if user_session is not None else None
     try:
         grant = authorization.get_consent_grant(end_user=user)
     except OAuth2Error as error:
         return _authorize_error(error)
     if user is None:
-        return _login_redirect(_tenant_hint(), request.full_path)
+        return _login_redirect(hint, request.full_path)
     return authorization.create_authorization_response(grant=grant, grant_user=user)
+
+
+def _same_tenant(tenant_id: str, hint: str) -> bool:
+    from tenants.models import Tenant
+
+    tenant = db.session.get(Tenant, tenant_id)
+    return hint == tenant_id or (tenant is not None and tenant.tenant_code.lower() == hint.lower())
 
 
 def _authorize_error(error: OAuth2Error):
