@@ -1,0 +1,286 @@
+"""What the console shows and does: read-only views of what KooGallery synced and what users did,
+ending sessions, and the operators' audit. No `request` here: views pass in what they parsed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from math import ceil
+
+from flask import current_app
+from sqlalchemy import case
+from sqlalchemy.exc import SQLAlchemyError
+
+from admin.errors import AdminError
+from admin.models import AuditEntry
+from extensions import db
+from sso.models import LoginEvent, UserSession
+from sso.oidc.models import BackchannelLogout, OidcClient
+from sso.sessions import end_sessions
+from tenants.audit import redact
+from tenants.models import Department, Instance, SyncCall, Tenant, TenantApp, TenantInstance, TenantUser, utcnow
+from tenants.services import tenant_login_block
+
+log = logging.getLogger(__name__)
+
+LOGIN_OUTCOMES = ("success", "refused", "logout", "ended")
+END_SESSIONS_REASON = "operator"  # what an ended user session says in sso_session.end_reason
+
+
+# --- pages of rows --------------------------------------------------------------------------------
+
+
+@dataclass
+class Page:
+    items: list
+    number: int
+    size: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, ceil(self.total / self.size))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+
+def page_size() -> int:
+    return current_app.config.get("ADMIN_PAGE_SIZE", 50)
+
+
+def paginate(stmt, number: int) -> Page:
+    size = page_size()
+    total = db.session.scalar(db.select(db.func.count()).select_from(stmt.order_by(None).subquery()))
+    if number > max(1, ceil(total / size)):
+        raise AdminError("page_out_of_range", 404)
+    items = list(db.session.execute(stmt.limit(size).offset((number - 1) * size)).scalars())
+    return Page(items, number, size, total)
+
+
+# --- tenants --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TenantSummary:
+    instances: list[tuple[str, Instance | None]] = field(default_factory=list)  # (instance id, its row if known)
+    apps: list[TenantApp] = field(default_factory=list)
+    users: int = 0
+    departments: int = 0
+    active_sessions: int = 0
+
+
+def _live_session_conditions():
+    now = utcnow()
+    idle = timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"])
+    return (UserSession.ended_at.is_(None), UserSession.expires_at > now, UserSession.last_seen_at > now - idle)
+
+
+def _count_by(column, *where) -> dict:
+    return dict(db.session.execute(db.select(column, db.func.count()).where(*where).group_by(column)).all())
+
+
+def _instances_of(tenant_ids: list[str]) -> dict[str, list[tuple[str, Instance | None]]]:
+    rows = db.session.execute(
+        db.select(TenantInstance.tenant_id, TenantInstance.instance_id, Instance)
+        .outerjoin(Instance, Instance.instance_id == TenantInstance.instance_id)
+        .where(TenantInstance.tenant_id.in_(tenant_ids)).order_by(TenantInstance.created_at)).all()
+    found: dict[str, list] = {}
+    for tenant_id, instance_id, instance in rows:
+        found.setdefault(tenant_id, []).append((instance_id, instance))
+    return found
+
+
+def _apps_of(tenant_ids: list[str]) -> dict[str, list[TenantApp]]:
+    found: dict[str, list] = {}
+    for app in db.session.execute(db.select(TenantApp).where(TenantApp.tenant_id.in_(tenant_ids))
+                                  .order_by(TenantApp.app_id)).scalars():
+        found.setdefault(app.tenant_id, []).append(app)
+    return found
+
+
+def tenant_overview(number: int, search: str | None = None) -> tuple[Page, dict[str, TenantSummary]]:
+    """One page of tenants (live ones first), each with what an operator checks first. Counts
+    are one grouped query per kind for the whole page, not one per tenant."""
+    stmt = db.select(Tenant).order_by(Tenant.deleted_at.isnot(None), Tenant.tenant_code, Tenant.tenant_id)
+    if search:
+        pattern = f"%{search}%"
+        stmt = stmt.where(Tenant.tenant_id.ilike(pattern) | Tenant.tenant_code.ilike(pattern)
+                          | Tenant.name.ilike(pattern))
+    page = paginate(stmt, number)
+    ids = [t.tenant_id for t in page.items]
+    summaries = {tenant_id: TenantSummary() for tenant_id in ids}
+    for tenant_id, instances in _instances_of(ids).items():
+        summaries[tenant_id].instances = instances
+    for tenant_id, apps in _apps_of(ids).items():
+        summaries[tenant_id].apps = apps
+    counts = {
+        "users": _count_by(TenantUser.tenant_id, TenantUser.tenant_id.in_(ids), TenantUser.deleted_at.is_(None)),
+        "departments": _count_by(Department.tenant_id, Department.tenant_id.in_(ids), Department.deleted_at.is_(None)),
+        "active_sessions": _count_by(UserSession.tenant_id, UserSession.tenant_id.in_(ids),
+                                     *_live_session_conditions()),
+    }
+    for name, by_tenant in counts.items():
+        for tenant_id, count in by_tenant.items():
+            setattr(summaries[tenant_id], name, count)
+    return page, summaries
+
+
+@dataclass
+class TenantDetail:
+    tenant: Tenant
+    login_block: str | None  # why nobody of this tenant may sign in now, or None
+    instances: list[tuple[str, Instance | None]]
+    apps: list[TenantApp]
+    users: Page
+    sessions_by_user: dict[str, int]
+    departments: Page
+    live_sessions: list[UserSession]
+
+
+def get_tenant(tenant_id: str) -> Tenant:
+    tenant = db.session.get(Tenant, tenant_id[:64]) if tenant_id else None
+    if tenant is None:
+        raise AdminError("unknown_tenant", 404)
+    return tenant
+
+
+def tenant_detail(tenant_id: str, users_page: int, departments_page: int) -> TenantDetail:
+    tenant = get_tenant(tenant_id)
+    users = paginate(db.select(TenantUser).filter_by(tenant_id=tenant.tenant_id)
+                     .order_by(TenantUser.deleted_at.isnot(None), TenantUser.user_name), users_page)
+    departments = paginate(db.select(Department).filter_by(tenant_id=tenant.tenant_id)
+                           .order_by(Department.deleted_at.isnot(None), Department.org_code), departments_page)
+    live = list(db.session.execute(
+        db.select(UserSession).where(UserSession.tenant_id == tenant.tenant_id, *_live_session_conditions())
+        .order_by(UserSession.user_name, UserSession.created_at.desc()).limit(200)).scalars())
+    by_user = _count_by(UserSession.user_name, UserSession.tenant_id == tenant.tenant_id,
+                        UserSession.user_name.in_([u.user_name for u in users.items]), *_live_session_conditions())
+    return TenantDetail(tenant=tenant, login_block=tenant_login_block(tenant),
+                        instances=_instances_of([tenant.tenant_id]).get(tenant.tenant_id, []),
+                        apps=_apps_of([tenant.tenant_id]).get(tenant.tenant_id, []), users=users,
+                        sessions_by_user=by_user, departments=departments, live_sessions=live)
+
+
+def end_tenant_sessions(tenant_id: str, user_name: str | None, *, operator: str, remote_addr: str | None,
+                        request_id: str | None) -> int:
+    """End the sessions of a whole tenant (user_name None) or of one user. Through
+    sso.sessions.end_sessions, so the apps' tokens are revoked and back-channel logouts queued in
+    the same transaction as the audit entry."""
+    tenant = get_tenant(tenant_id)
+    ended = end_sessions(tenant.tenant_id, None if user_name is None else [user_name], END_SESSIONS_REASON)
+    record(("end_user_sessions" if user_name is not None else "end_tenant_sessions"), operator=operator,
+           target=tenant.tenant_id if user_name is None else f"{tenant.tenant_id}/{user_name}",
+           detail=f"{ended} session(s) ended", remote_addr=remote_addr, request_id=request_id)
+    db.session.commit()
+    return ended
+
+
+# --- sync log, login audit, OIDC apps -------------------------------------------------------------
+
+
+def sync_calls(number: int, tenant_id: str | None = None, result_code: str | None = None) -> Page:
+    """Failures first (what an operator is looking for), then the newest."""
+    stmt = db.select(SyncCall).order_by(case((SyncCall.result_code == "000000", 1), else_=0), SyncCall.id.desc())
+    if tenant_id:
+        stmt = stmt.filter_by(tenant_id=tenant_id)
+    if result_code == "failed":
+        stmt = stmt.where(SyncCall.result_code != "000000")
+    elif result_code:
+        stmt = stmt.filter_by(result_code=result_code)
+    return paginate(stmt, number)
+
+
+def sync_result_codes() -> list[str]:
+    return list(db.session.execute(db.select(SyncCall.result_code).distinct().order_by(SyncCall.result_code)).scalars())
+
+
+def get_sync_call(call_id: int) -> SyncCall:
+    call = db.session.get(SyncCall, call_id)
+    if call is None:
+        raise AdminError("unknown_sync_call", 404)
+    return call
+
+
+def readable_body(call: SyncCall) -> str:
+    """The stored body, indented. Stored bodies are redacted already; redacting again costs
+    nothing and keeps a secret off the screen even if an older row was not."""
+    if not call.body:
+        return ""
+    try:
+        return json.dumps(redact(json.loads(call.body)), ensure_ascii=False, indent=2)
+    except ValueError:
+        return call.body  # cut or unparseable when received: stored as a short prefix
+
+
+def login_events(number: int, tenant_id: str | None = None, user_name: str | None = None,
+                 outcome: str | None = None, reason: str | None = None) -> Page:
+    stmt = db.select(LoginEvent).order_by(LoginEvent.id.desc())
+    for column, value in ((LoginEvent.tenant_id, tenant_id), (LoginEvent.user_name, user_name),
+                          (LoginEvent.outcome, outcome), (LoginEvent.reason, reason)):
+        if value:
+            stmt = stmt.where(column == value)
+    return paginate(stmt, number)
+
+
+def oidc_clients(number: int) -> Page:
+    return paginate(db.select(OidcClient).order_by(OidcClient.id), number)
+
+
+@dataclass
+class ClientDetail:
+    client: OidcClient
+    logouts_pending: int
+    logouts_given_up: int
+
+
+def oidc_client_detail(client_id: str) -> ClientDetail:
+    client = db.session.execute(db.select(OidcClient).filter_by(client_id=client_id[:48])).scalar_one_or_none()
+    if client is None:
+        raise AdminError("unknown_app", 404)
+    outbox = db.select(db.func.count()).select_from(BackchannelLogout).filter_by(client_id=client.client_id,
+                                                                                 delivered_at=None)
+    return ClientDetail(client, db.session.scalar(outbox.filter_by(given_up_at=None)),
+                        db.session.scalar(outbox.where(BackchannelLogout.given_up_at.isnot(None))))
+
+
+# --- the operators' audit -------------------------------------------------------------------------
+
+
+def record(action: str, *, operator: str | None, target: str | None = None, detail: str | None = None,
+           remote_addr: str | None = None, request_id: str | None = None) -> None:
+    """Adds an entry to the current transaction: it commits with the action it describes."""
+    db.session.add(AuditEntry(action=action, operator=(operator or "")[:64] or None, target=(target or "")[:255] or None,
+                              detail=(detail or "")[:255] or None, remote_addr=(remote_addr or "")[:64] or None,
+                              request_id=request_id))
+    log.info("admin_audit action=%s operator=%s target=%s detail=%r", action, operator, target, detail)
+
+
+def record_now(action: str, **fields) -> None:
+    """An entry of its own (sign-ins): written even when nothing else is."""
+    try:
+        record(action, **fields)
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.error("admin_audit_write_failed action=%s", action)
+
+
+def audit_entries(number: int, operator: str | None = None, action: str | None = None) -> Page:
+    stmt = db.select(AuditEntry).order_by(AuditEntry.id.desc())
+    if operator:
+        stmt = stmt.filter_by(operator=operator)
+    if action:
+        stmt = stmt.filter_by(action=action)
+    return paginate(stmt, number)
+
+
+def audit_actions() -> list[str]:
+    return list(db.session.execute(db.select(AuditEntry.action).distinct().order_by(AuditEntry.action)).scalars())
