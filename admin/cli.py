@@ -4,6 +4,7 @@ prompted for (twice) or read from standard input, never taken as arguments (shel
 from __future__ import annotations
 
 import getpass
+import sys
 
 import click
 from flask.cli import with_appcontext
@@ -22,7 +23,7 @@ def _actor() -> str:
 
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
-        return click.get_text_stream("stdin").readline().rstrip("\r\n")
+        return sys.stdin.readline().rstrip("\r\n")
     return click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
 
 

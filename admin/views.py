@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, g, make_response, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import CSRFError
@@ -127,7 +128,8 @@ def _client_address() -> str:
 
 def _next_target(raw: str | None) -> str | None:
     target = safe_next(raw)
-    if target and target.startswith("/admin/") and not target.startswith(("/admin/login", "/admin/logout")):
+    path = urlsplit(target).path if target else ""
+    if path.startswith("/admin/") and path not in ("/admin/login", "/admin/login/code", "/admin/logout"):
         return target
     return None
 
