@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := app
 
-.PHONY: run test lint serve
+.PHONY: run test lint serve bench
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,3 +37,10 @@ test: $(BIN)/.installed
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+
+## bench: throughput, latency and memory of the bridge on PostgreSQL (bench/README.md); BENCH_ARGS="--duration 5".
+bench: $(BIN)/.installed
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  else echo "make bench needs the PostgreSQL server binaries: sudo apt-get install postgresql"; exit 1; fi
+	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -15,6 +15,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.procs import worker_memory
 from bench.scenarios import Bench, Options
 from bench.stack import Stack
 
@@ -58,14 +59,22 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-inputs", type=int, default=defaults.max_inputs,
                    help="most single-use inputs (signed calls, codes) prepared for one phase")
     p.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {', '.join(SCENARIOS)}")
+    p.add_argument("--set", dest="bridge_settings", action="append", default=[], metavar="NAME=VALUE",
+                   help="an extra BRIDGE_<NAME> setting for the bridge under test (repeatable), e.g. "
+                        "--set 'SQLALCHEMY_ENGINE_OPTIONS={\"pool_size\": 10}'")
     p.add_argument("--no-access-log", action="store_true", help="bridge without gunicorn's access log")
     p.add_argument("--log-level", default="INFO", help="BRIDGE_LOG_LEVEL of the bridge under test")
     p.add_argument("--output", default=str(Path(__file__).resolve().parent / "results.json"))
+    p.add_argument("--profile", dest="profile_dir", metavar="DIR",
+                   help="profile the bridge's workers with py-spy during each timed phase; stacks and summaries in DIR")
     p.add_argument("--keep-logs", action="store_true", help="keep the temporary folder with the servers' logs")
     args = p.parse_args(argv)
     if args.duration + args.warmup > 45:
         p.error("--duration + --warmup must stay under 45 s: signed calls are prepared before the phase and "
                 "the bridge accepts a timestamp only 60 s old")
+    for item in args.bridge_settings:
+        if "=" not in item:
+            p.error(f"--set {item!r}: expected NAME=VALUE")
     unknown = set(args.only.split(",")) - set(SCENARIOS)
     if unknown:
         p.error(f"unknown scenario(s) {', '.join(sorted(unknown))}")
@@ -118,9 +127,10 @@ def main(argv=None) -> int:
     started = time.monotonic()
     stack = Stack(workers=args.workers, threads=args.threads, sim_workers=args.sim_workers,
                   sim_threads=args.sim_threads, access_log=not args.no_access_log, log_level=args.log_level,
-                  keep_dir=args.keep_logs)
+                  keep_dir=args.keep_logs,
+                  extra_settings=dict(item.split("=", 1) for item in args.bridge_settings))
     bench = Bench(stack, opts, log=lambda m: print(m, flush=True))
-    memory_end: list[dict] = []
+    memory_end: dict[str, list[dict]] = {}
     status = 0
     try:
         print(f"bench: starting PostgreSQL, the bridge ({args.workers} workers × {args.threads} threads) and the "
@@ -141,17 +151,12 @@ def main(argv=None) -> int:
             if "login" in selected:
                 print("bench: workbench login, direct", flush=True)
                 bench.login_direct(floor)
-            from bench.procs import worker_memory
-
-            memory_end = worker_memory(stack.bridge.workers())
+            memory_end["direct"] = worker_memory(stack.bridge.workers())
             if "reinitiate" in selected:
                 print("bench: workbench login, reinitiate (bridge restarted with that policy)", flush=True)
                 stack.start_bridge("reinitiate")
                 bench.login_reinitiate(floor)
-        if not memory_end:
-            from bench.procs import worker_memory
-
-            memory_end = worker_memory(stack.bridge.workers())
+        memory_end[stack.workbench_login] = worker_memory(stack.bridge.workers())
     except (KeyboardInterrupt, Interrupted) as exc:
         print(f"\nbench: interrupted ({exc or 'Ctrl-C'}); stopping the servers", file=sys.stderr, flush=True)
         status = 130
@@ -170,8 +175,9 @@ def main(argv=None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "settings": {**vars(args), "bridge_gunicorn": f"{args.workers} workers × {args.threads} threads (gthread)"},
         "complete": status == 0,
+        "ports": {"bridge": stack.bridge_port, "simulator": stack.sim_port, "postgres": stack.pg_port},
         "wall_seconds": round(time.monotonic() - started, 1),
-        "bridge_workers_at_end_mib": memory_end,
+        "bridge_workers_at_end_mib": memory_end,  # per bridge run (policy): VmRSS now, VmHWM = peak
         "results": bench.results,
     }
     Path(args.output).write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

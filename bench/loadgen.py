@@ -66,7 +66,7 @@ class Connection:
         try:
             self.writer.write(raw)
             return await asyncio.wait_for(self._read(), self.timeout)
-        except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError, HttpError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, HttpError) as exc:
             self.close()
             raise HttpError(f"{type(exc).__name__}: {exc}") from None
 

@@ -20,14 +20,20 @@ def _stat_fields(pid: int) -> list[str] | None:
     return text[text.rindex(")") + 2:].split()
 
 
-def children(pid: int) -> list[int]:
-    found = []
+def process_table() -> dict[int, tuple[int, float]]:
+    """{pid: (parent pid, CPU seconds)} of every process, from one pass over /proc."""
+    table = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             fields = _stat_fields(int(entry))
-            if fields and int(fields[1]) == pid:
-                found.append(int(entry))
-    return sorted(found)
+            if fields:
+                table[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return table
+
+
+def children(pid: int, table: dict | None = None) -> list[int]:
+    table = process_table() if table is None else table
+    return sorted(p for p, (ppid, _cpu) in table.items() if ppid == pid)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -57,38 +63,48 @@ class ProcessGroup:
     def __init__(self, name: str, parent_pid: int, include_parent: bool = False):
         self.name, self.parent_pid, self.include_parent = name, parent_pid, include_parent
 
-    def pids(self) -> list[int]:
-        kids = children(self.parent_pid)
+    def pids(self, table: dict | None = None) -> list[int]:
+        kids = children(self.parent_pid, table)
         return ([self.parent_pid] if self.include_parent else []) + kids
 
-    def cpu(self) -> float:
-        return sum(cpu_seconds(p) for p in self.pids())
+    def cpu_by_pid(self, table: dict) -> dict[int, float]:
+        return {p: table[p][1] for p in self.pids(table) if p in table}
 
 
 class Sampler:
     """Samples the workers' resident memory every `interval` seconds while a phase runs, and
     the CPU of every group between start() and stop()."""
 
-    def __init__(self, workers: ProcessGroup, groups: list[ProcessGroup], interval: float = 0.1):
+    def __init__(self, workers: ProcessGroup, groups: list[ProcessGroup], interval: float = 0.2):
         self.workers, self.groups, self.interval = workers, groups, interval
         self.peak_rss: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._cpu0: dict[str, float] = {}
+        # CPU per process, first and last seen: a process that starts or ends during the phase (a
+        # PostgreSQL backend of a short-lived connection) counts with what it used while seen.
+        self._cpu_first: dict[str, dict[int, float]] = {}
+        self._cpu_last: dict[str, dict[int, float]] = {}
         self.cpu: dict[str, float] = {}
 
-    def _sample(self) -> None:
-        for pid in self.workers.pids():
+    def _sample(self, first: bool = False) -> None:
+        table = process_table()
+        for pid in self.workers.pids(table):
             rss = memory_kib(pid).get("VmRSS", 0)
             self.peak_rss[pid] = max(self.peak_rss.get(pid, 0), rss)
+        for group in self.groups:
+            seen = group.cpu_by_pid(table)
+            start = self._cpu_first.setdefault(group.name, {})
+            last = self._cpu_last.setdefault(group.name, {})
+            for pid, value in seen.items():
+                start.setdefault(pid, value if first else 0.0)
+                last[pid] = value
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self._sample()
 
     def start(self) -> Sampler:
-        self._cpu0 = {g.name: g.cpu() for g in self.groups}
-        self._sample()
+        self._sample(first=True)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -98,7 +114,8 @@ class Sampler:
         if self._thread is not None:
             self._thread.join()
         self._sample()
-        self.cpu = {g.name: g.cpu() - self._cpu0[g.name] for g in self.groups}
+        self.cpu = {g.name: sum(last - self._cpu_first[g.name][pid] for pid, last in self._cpu_last[g.name].items())
+                    for g in self.groups}
         return self
 
 
@@ -106,7 +123,7 @@ def worker_memory(workers: ProcessGroup) -> list[dict]:
     return [{"pid": pid, **{k: v // 1024 for k, v in memory_kib(pid).items()}} for pid in workers.pids()]
 
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

@@ -35,6 +35,7 @@ class Options:
     auth_users: int = 500
     tenant_pool: int = 256
     max_inputs: int = 60000
+    profile_dir: str | None = None
 
 
 class SyncClock:
@@ -67,16 +68,22 @@ class Bench:
         return workers, groups + ([pg] if pg else [])
 
     def measure(self, name: str, concurrency: int, inputs, operation, *, setup=None, threads: bool = False,
-                warm_inputs=None, floor: str | None = None, note: str = "") -> dict:
+                floor: str | None = None, note: str = "") -> dict:
         runner = run_threads if threads else run_closed_loop
-        if warm_inputs is not None:  # calibration already done by the caller
-            pass
         workers, groups = self._groups()
+        profiler = None
+        if self.opts.profile_dir:
+            from bench.profile import Profiler
+
+            profiler = Profiler(self.opts.profile_dir)
+            profiler.start(name, workers.pids(), self.opts.duration)
         sampler = Sampler(workers, groups).start()
         try:
             phase: Phase = runner(concurrency, inputs, operation, self.opts.duration, setup=setup)
         finally:
             sampler.stop()
+            if profiler is not None:
+                self.log(profiler.stop(name, top=20))
         ops = max(phase.ok + phase.errors, 1)
         result = {"scenario": name, "concurrency": concurrency, **phase.summary(),
                   "cpu_ms_per_op": {g: round(1000 * sec / ops, 3) for g, sec in sampler.cpu.items()}

@@ -93,10 +93,11 @@ class Stack:
     """PostgreSQL + bridge + simulator. Build with `Stack(options).start()`; always `stop()`."""
 
     def __init__(self, *, workers: int, threads: int, sim_workers: int, sim_threads: int, access_log: bool,
-                 log_level: str, keep_dir: bool = False):
+                 log_level: str, keep_dir: bool = False, extra_settings: dict | None = None):
         self.workers, self.threads = workers, threads
         self.sim_workers, self.sim_threads = sim_workers, sim_threads
         self.access_log, self.log_level, self.keep_dir = access_log, log_level, keep_dir
+        self.extra_settings = {k.removeprefix("BRIDGE_"): v for k, v in (extra_settings or {}).items()}
         self.dir = Path(tempfile.mkdtemp(prefix="bridge-bench-"))
         # The simulator's state (SQLite, one transaction per operation) lives on tmpfs when there is
         # one: the fsyncs of a test tool are not what this benchmark measures.
@@ -112,6 +113,7 @@ class Stack:
         self.kit_key = "bench-kit-" + secrets.token_hex(16)
         self.basic_key = "bench-basic-" + secrets.token_hex(16)
         self.workbench_login = "direct"
+        self.pg_port: int | None = None
 
     # --- start ----------------------------------------------------------------------------------
 
@@ -130,6 +132,7 @@ class Stack:
                        "BASIC_ACCESS_KEY": self.basic_key, "DATA_KEYS": Fernet.generate_key().decode(),
                        "RSA_PRIVATE_KEY_FILE": str(key_path), "INSTANCE_PATH": str(self.dir / "instance")}
         self.cluster = PostgresCluster(bin_dir)
+        self.pg_port = self.cluster.port
         self.cluster.start()
         self.database_url = self.cluster.create_database("bridge_bench")
         self.flask("db", "upgrade")
@@ -148,7 +151,7 @@ class Stack:
                    BRIDGE_ALLOW_INSECURE_IDP="true", BRIDGE_COOKIE_SECURE="false", BRIDGE_PUBLIC_URL=self.bridge_url,
                    BRIDGE_WORKBENCH_LOGIN=self.workbench_login, FLASK_APP="app",
                    BRIDGE_PORTAL_LOGIN_URL=f"{self.sim_url}/unified-login/portal-login")
-        env.update({f"BRIDGE_{k}": str(v) for k, v in extra.items()})
+        env.update({f"BRIDGE_{k}": str(v) for k, v in {**self.extra_settings, **extra}.items()})
         return env
 
     def flask(self, *args: str) -> str:

@@ -1,0 +1,57 @@
+"""The benchmark harness (bench/, `make bench`) runs end to end: about a second per scenario on tiny
+inputs, and the report has every field. The figures themselves are not checked here."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.pg import find_pg_bin
+from tests.servers import ROOT
+
+pytestmark = pytest.mark.live
+
+SCENARIOS = ["healthz@4", "tenantSync@4", "healthz@1", "authSync20@1", "oidc_token@4", "authlib_floor@4",
+             "login_direct@4", "login_reinitiate@4"]
+
+
+def test_bench_harness_reports_every_scenario(tmp_path):
+    if find_pg_bin() is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("PostgreSQL binaries not found, and CI requires them")
+        pytest.skip("PostgreSQL binaries not found")
+    out = tmp_path / "results.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "FLASK_", "SIM_"))}
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--duration", "1", "--warmup", "0.3", "--sync-concurrency", "4",
+         "--login-concurrency", "4", "--auth-users", "20", "--tenant-pool", "8", "--sim-workers", "1",
+         "--output", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["complete"] is True
+    by_name = {r["scenario"]: r for r in report["results"]}
+    assert list(by_name) == SCENARIOS
+    for r in report["results"]:
+        assert r["ok"] > 0 and r["errors"] == 0, r
+        for key in ("throughput_per_s", "p50_ms", "p99_ms", "client_cpu_percent_of_core"):
+            assert isinstance(r[key], (int, float)), (r["scenario"], key)
+        assert r["cpu_ms_per_op"].keys() >= {"bridge", "simulator", "postgres", "client"}
+        assert r["bridge_worker_peak_rss_mib"] and all(m > 0 for m in r["bridge_worker_peak_rss_mib"].values())
+    for name in ("tenantSync@4", "authSync20@1", "oidc_token@4", "login_direct@4", "login_reinitiate@4"):
+        assert set(by_name[name]["vs_floor"]) == {"throughput", "p50", "p99"}, name
+    assert by_name["login_direct@4"]["floor"] == "authlib_floor@4"
+    assert "overhead_vs_floor_percent" in by_name["login_direct@4"]
+    assert [t["target"] for t in by_name["tenantSync@4"]["targets"]] == ["≥ 500/s", "p99 < 50 ms"]
+    workers = report["bridge_workers_at_end_mib"]
+    assert set(workers) == {"direct", "reinitiate"} and all(w["VmHWM"] > 0 for w in workers["direct"])
+    # The table is printed, and nothing the harness started is still running.
+    assert "tenantSync@4" in run.stdout and "p99 ms" in run.stdout
+    for name, port in report["ports"].items():
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0, f"the {name} still listens on {port}"
