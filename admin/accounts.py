@@ -3,7 +3,6 @@ counted in the database, so every bridge process sees the same failures."""
 
 from __future__ import annotations
 
-import logging
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -16,8 +15,6 @@ from admin.models import Operator, OperatorSession, SignInFailure
 from extensions import db
 from keys import keyring
 from tenants.models import utcnow
-
-log = logging.getLogger(__name__)
 
 USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 MIN_PASSWORD_CHARS = 12
@@ -226,6 +223,8 @@ def check_code(operator_id: int, code: str, remote_addr: str) -> Operator:
     if operator is None or operator.disabled_at is not None or not operator.has_totp:
         raise SignInError("code_expired")
     _begin_attempt(operator.username, remote_addr)
+    # Locked until the commit, so the same code sent twice at once is accepted only once.
+    operator = db.session.get(Operator, operator_id, with_for_update=True, populate_existing=True)
     code = re.sub(r"\s", "", code or "")
     secret = keyring().data.decrypt(operator.totp_secret_enc)
     try:

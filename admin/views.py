@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import re
 import time
+from datetime import UTC
+from math import ceil
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, g, make_response, redirect, render_template, request, session, url_for
@@ -71,7 +73,10 @@ def console_helpers():
 
 
 def _when(value) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else ""
+    """UTC, whatever the database session's time zone (SQLite gives naive UTC)."""
+    if not value:
+        return ""
+    return (value.astimezone(UTC) if value.tzinfo else value).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _page_url(param: str, number: int) -> str:
@@ -115,9 +120,9 @@ def _text_arg(name: str, max_chars: int = 64) -> str | None:
     return value or None
 
 
-def _choice_arg(name: str, allowed) -> str | None:
+def _choice_arg(name: str, is_allowed) -> str | None:
     value = _text_arg(name)
-    if value is not None and not (value in allowed if not callable(allowed) else allowed(value)):
+    if value is not None and not is_allowed(value):
         raise AdminError("bad_filter", 400)
     return value
 
@@ -144,7 +149,7 @@ def _audit_fields() -> dict:
 def _login_page(status: int = 200, error: str | None = None, username: str = "", next_url: str | None = None,
                 retry_after: int | None = None):
     response = make_response(render_template("admin/login.html", error=error, username=username,
-                                             next_url=next_url or "", retry_minutes=retry_after and -(-retry_after // 60)),
+                                             next_url=next_url or "", retry_minutes=ceil((retry_after or 0) / 60)),
                              status)
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)
@@ -152,12 +157,14 @@ def _login_page(status: int = 200, error: str | None = None, username: str = "",
 
 
 def _sign_in_refused(exc: accounts.SignInError, username: str, next_url: str | None, step: str):
-    services.record_now("sign_in_refused", operator=accounts.normalise_username(username) or None,
-                        detail=f"{step}: {exc.reason}", remote_addr=_client_address(), request_id=g.get("request_id"))
     if exc.reason == "locked":
+        # Only logged: a flood of attempts refused while locked must not flood the audit.
+        log.warning("admin_sign_in_locked user=%s addr=%s", accounts.normalise_username(username), _client_address())
         session.pop(PENDING_KEY, None)
         retry_after = max(60, int((exc.locked_until - utcnow()).total_seconds()))
         return _login_page(429, "locked", username, next_url, retry_after)
+    services.record_now("sign_in_refused", operator=accounts.normalise_username(username) or None,
+                        detail=f"{step}: {exc.reason}", remote_addr=_client_address(), request_id=g.get("request_id"))
     if exc.reason == "bad_code":
         return make_response(render_template("admin/code.html", error="bad_code"), 401)
     if exc.reason == "code_expired":
@@ -298,7 +305,7 @@ def sync_call(call_id):
 @bp.get("/logins")
 def login_events():
     filters = {"tenant": _text_arg("tenant"), "user": _text_arg("user"),
-               "outcome": _choice_arg("outcome", services.LOGIN_OUTCOMES), "reason": _text_arg("reason", 32)}
+               "outcome": _choice_arg("outcome", services.LOGIN_OUTCOMES.__contains__), "reason": _text_arg("reason", 32)}
     page = services.login_events(_page_arg(), filters["tenant"], filters["user"], filters["outcome"], filters["reason"])
     return render_template("admin/logins.html", page=page, outcomes=services.LOGIN_OUTCOMES,
                            filters={k: v or "" for k, v in filters.items()})
