@@ -44,6 +44,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+    total = sum(values[:8])  # guest time is already inside user time
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     """VmRSS (now) and VmHWM (peak resident set since the process started), in KiB."""
     result = {}
@@ -104,6 +112,7 @@ class Sampler:
             self._sample()
 
     def start(self) -> Sampler:
+        self._machine0 = machine_cpu()
         self._sample(first=True)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -116,6 +125,9 @@ class Sampler:
         self._sample()
         self.cpu = {g.name: sum(last - self._cpu_first[g.name][pid] for pid, last in self._cpu_last[g.name].items())
                     for g in self.groups}
+        busy, total = machine_cpu()
+        self.machine_busy = busy - self._machine0[0]  # CPU seconds used by every process on the machine
+        self.machine_total = total - self._machine0[1]
         return self
 
 

@@ -90,11 +90,16 @@ class Bench:
                   | {"client": round(1000 * phase.client_cpu / ops, 3)},
                   "cpu_percent_of_core": {g: round(100 * sec / phase.wall, 1) for g, sec in sampler.cpu.items()}
                   if phase.wall else {},
+                  # CPU the rest of the machine (other users' work) took meanwhile, in cores: the noise.
+                  "other_load_cores": round(max(0.0, sampler.machine_busy - sum(sampler.cpu.values())
+                                                - phase.client_cpu) / phase.wall, 2) if phase.wall else None,
                   "bridge_worker_peak_rss_mib": {str(pid): kib // 1024 for pid, kib in sorted(sampler.peak_rss.items())},
                   "floor": floor, "note": note}
         self.results.append(result)
         self.log(f"  {name}: {result['throughput_per_s']}/s p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms "
-                 f"errors {result['errors']} (client CPU {result['client_cpu_percent_of_core']}% of a core)")
+                 f"errors {result['errors']} (client CPU {result['client_cpu_percent_of_core']}% of a core; "
+                 f"bridge CPU {result['cpu_ms_per_op'].get('bridge')} ms/op; other load "
+                 f"{result['other_load_cores']} cores)")
         if phase.first_errors:
             self.log(f"    first errors: {phase.first_errors[:3]}")
         return result
