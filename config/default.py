@@ -102,3 +102,11 @@ METRICS_TOKEN = None
 # `flask maintenance run`: how long ended sessions, delivered logouts and audit rows are kept.
 SESSION_RETENTION_DAYS = 30
 AUDIT_RETENTION_DAYS = 180
+
+# --- operator console (admin/) ---------------------------------------------------------------------
+
+ADMIN_SESSION_IDLE_MINUTES = 30
+ADMIN_SESSION_ABSOLUTE_HOURS = 8
+ADMIN_PAGE_SIZE = 50
+ADMIN_PASSWORD_HASH_METHOD = "scrypt"
+ADMIN_TOTP_ISSUER = "SSO Bridge"

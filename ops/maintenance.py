@@ -10,6 +10,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from admin.models import AuditEntry, OperatorSession
 from extensions import db
 from sso.models import LoginEvent, LoginState, UserSession
 from sso.oidc.models import CODE_LIFETIME, BackchannelLogout, OidcAuthorizationCode, OidcToken
@@ -37,6 +38,9 @@ def run_maintenance() -> dict[str, int]:
             BackchannelLogout.delivered_at < session_cutoff, BackchannelLogout.given_up_at < session_cutoff)),
         "sync_calls": db.delete(SyncCall).where(SyncCall.created_at < audit_cutoff),
         "login_events": db.delete(LoginEvent).where(LoginEvent.created_at < audit_cutoff),
+        "operator_sessions": db.delete(OperatorSession).where(
+            db.or_(OperatorSession.ended_at < session_cutoff, OperatorSession.expires_at < session_cutoff)),
+        "operator_audit": db.delete(AuditEntry).where(AuditEntry.created_at < audit_cutoff),
     }
     removed = {}
     for name, statement in steps.items():

@@ -33,8 +33,8 @@ class LiveServer:
             try:
                 if requests.get(self.url + health_path, timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not listening yet, or a worker still booting
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"server on {self.url} not healthy after {timeout}s; log: {self.log_text()}")
