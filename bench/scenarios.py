@@ -115,7 +115,10 @@ class Bench:
         rate = max(warm.ok / warm.wall if warm.wall else 0, 1.0) * (2 if warm.exhausted else 1)
         if warm.errors:
             self.log(f"    warm-up errors in {name}: {warm.first_errors[:2]}")
-        count = min(self.opts.max_inputs, int(math.ceil(rate * self.opts.duration * 1.3)) + 4 * concurrency)
+        # Twice the warm-up's rate (a shared machine's load changes within seconds), and never fewer
+        # than half the guess: running out early shortens the phase (reported as inputs_exhausted).
+        rate = max(2 * rate, guess_per_s / 2)
+        count = min(self.opts.max_inputs, int(math.ceil(rate * self.opts.duration)) + 4 * concurrency)
         inputs = prepare(count)
         return self.measure(name, concurrency, inputs, operation, setup=setup, threads=threads, floor=floor,
                             note=note)
@@ -342,6 +345,7 @@ class Bench:
 
         c = self.opts.login_concurrency
         floor = self.healthz(c)["scenario"]
+        run_closed_loop(1, prepare(2), op, 30)  # the first exchange makes the ID-token signing key
         return self.calibrated(f"oidc_token@{c}", c, prepare, op, guess_per_s=150, floor=floor,
                                note="POST /oidc/token (client_secret_basic): code -> access, refresh and RS256 ID "
                                     "token; codes minted by /oidc/authorize with a signed-in session")
