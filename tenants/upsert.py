@@ -26,8 +26,10 @@ def insert_missing(model, rows: list[dict], key_columns: tuple[str, ...]) -> set
     if not rows:
         return set()
     key_attrs = [getattr(model, c) for c in key_columns]
-    stmt = _insert(model).values(rows).on_conflict_do_nothing().returning(*key_attrs)
-    return {tuple(r) for r in db.session.execute(stmt)}
+    # Rows as parameters (SQLAlchemy's "insertmanyvalues" batches them): one statement compiled
+    # once, not a new 8,500-parameter INSERT per authSync call (bench/README.md: 219 -> 80 ms).
+    stmt = _insert(model).on_conflict_do_nothing().returning(*key_attrs)
+    return {tuple(r) for r in db.session.execute(stmt, rows)}
 
 
 def lock_rows(model, key_column: str, keys: list, **equal):
