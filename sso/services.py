@@ -228,12 +228,16 @@ def admit(tenant: Tenant, info: dict) -> Identity:
 
 
 def record_login_event(outcome: str, *, request_id: str, reason: str | None = None, tenant_id: str | None = None,
-                       user_name: str | None = None, detail: str | None = None, remote_addr: str | None = None) -> None:
+                       user_name: str | None = None, detail: str | None = None, remote_addr: str | None = None,
+                       commit: bool = True) -> None:
+    """The audit row; with commit=False it joins the caller's transaction (a new session and its
+    "success" row commit together)."""
     try:
         db.session.add(LoginEvent(request_id=request_id, outcome=outcome, reason=reason, tenant_id=tenant_id,
                                   user_name=user_name, detail=(detail or "")[:255] or None,
                                   remote_addr=(remote_addr or "")[:64] or None))
-        db.session.commit()
+        if commit:
+            db.session.commit()
     except SQLAlchemyError:
         db.session.rollback()
         log.error("login_audit_write_failed outcome=%s reason=%s", outcome, reason)

@@ -177,10 +177,10 @@ def _sign_in(identity, tokens, next_url):
     if previous is not None:
         sessions.end_session(previous, "replaced")  # session ids rotate at every login
     raw_id = sessions.open_session(identity, tokens.access_token, tokens.refresh_token, tokens.expires_in)
-    db.session.commit()
     services.record_login_event("success", request_id=g.request_id, tenant_id=identity.tenant_id,
                                 user_name=identity.user_name, detail="jit" if identity.jit else None,
-                                remote_addr=request.remote_addr)
+                                remote_addr=request.remote_addr, commit=False)
+    db.session.commit()
     _clear_flow(keep=(BROWSER_KEY, "lang"))  # nothing else from before the login carries over
     response = redirect(next_url or landing_url() or url_for("sso.home"), code=302)
     response.set_cookie(sessions.SESSION_COOKIE, sessions.sign_session_id(raw_id), httponly=True,

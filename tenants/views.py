@@ -17,6 +17,7 @@ from ops.metrics import SYNC_CALLS
 from tenants import services
 from tenants.audit import body_for_audit, record_sync_call
 from tenants.errors import ResultCode, SyncError, invalid
+from tenants.models import SyncCall
 from tenants.parsing import parse_json_object
 from tenants.signing import body_sign_header, check_signature_headers, verify_basic_signature, verify_kit_signature
 
@@ -84,7 +85,7 @@ def basic_call():
 def _handle(interface, *, keys, headers, verify, apply):
     cfg = current_app.config
     started = time.monotonic()
-    body, raw, verified, outcome = None, b"", None, None
+    body, raw, verified, outcome, audited = None, b"", None, None, False
     signature, timestamp, nonce = headers
     try:
         if request.method != "POST":
@@ -104,8 +105,12 @@ def _handle(interface, *, keys, headers, verify, apply):
             interface = f"basic:{activity if activity in services.BASIC_ACTIVITIES else 'unknown'}"
         services.record_nonce(nonce, cfg["NONCE_TTL_SECONDS"])
         outcome = apply(body)
-        db.session.commit()
         code, message, extra = ResultCode.SUCCESS, outcome.message, outcome.extra
+        # The audit row commits with the change: one transaction, and no success without its record.
+        db.session.add(SyncCall(**_audit_fields(interface, code, message, started, body, raw, nonce, verified,
+                                                outcome)))
+        db.session.commit()
+        audited = True
     except SyncError as exc:
         db.session.rollback()
         code, message, extra = exc.code, exc.message, {}
@@ -118,19 +123,26 @@ def _handle(interface, *, keys, headers, verify, apply):
         log.exception("sync_unexpected_error interface=%s", interface)
         code, message, extra = ResultCode.INTERNAL_ERROR, "internal error; please retry", {}
 
-    duration_ms = int((time.monotonic() - started) * 1000)
-    tenant_id = outcome.tenant_id if outcome else _field(body, "tenantId")
-    instance_id = outcome.instance_id if outcome else _field(body, "instanceId")
-    log.info("sync_call interface=%s result=%s tenant=%s duration_ms=%d reason=%r", interface, code, tenant_id,
-             duration_ms, message if code != ResultCode.SUCCESS else "")
     SYNC_CALLS.labels(interface, code).inc()
-    record_sync_call(
-        request_id=g.request_id, interface=interface, tenant_id=tenant_id, instance_id=instance_id,
-        nonce=(nonce or "")[:128] or None, result_code=code, result_msg=message[:255], duration_ms=duration_ms,
-        remote_addr=(request.remote_addr or "")[:64], signature_form=str(verified) if verified else None,
-        body=body_for_audit(body, raw, cfg["AUDIT_BODY_MAX_CHARS"]),
-    )
+    if not audited:  # refusals and failures: their own transaction, after the rollback
+        fields = _audit_fields(interface, code, message, started, body, raw, nonce, verified, None)
+        record_sync_call(**fields)
+    log.info("sync_call interface=%s result=%s tenant=%s duration_ms=%d reason=%r", interface, code,
+             outcome.tenant_id if outcome else _field(body, "tenantId"), (time.monotonic() - started) * 1000,
+             message if code != ResultCode.SUCCESS else "")
     return _answer(code, message, extra, key=keys[0])
+
+
+def _audit_fields(interface, code, message, started, body, raw, nonce, verified, outcome) -> dict:
+    return dict(
+        request_id=g.request_id, interface=interface,
+        tenant_id=outcome.tenant_id if outcome else _field(body, "tenantId"),
+        instance_id=outcome.instance_id if outcome else _field(body, "instanceId"),
+        nonce=(nonce or "")[:128] or None, result_code=code, result_msg=message[:255],
+        duration_ms=int((time.monotonic() - started) * 1000), remote_addr=(request.remote_addr or "")[:64],
+        signature_form=str(verified) if verified else None,
+        body=body_for_audit(body, raw, current_app.config["AUDIT_BODY_MAX_CHARS"]),
+    )
 
 
 def _field(body, name):
