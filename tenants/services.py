@@ -11,8 +11,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
-
 from extensions import db
 from keys.rsa import DecryptError, decrypt_client_secret
 from tenants import parsing as p
@@ -49,12 +47,10 @@ class Outcome:
 
 def record_nonce(nonce: str, ttl_seconds: int) -> None:
     """First statement of every verified call's transaction. A concurrent duplicate waits on the
-    primary key and then fails; if the first call rolled back, the retry may use the nonce."""
-    try:
-        with db.session.begin_nested():
-            db.session.add(SeenNonce(nonce=nonce, expires_at=utcnow() + timedelta(seconds=ttl_seconds)))
-    except IntegrityError:
-        raise SyncError(ResultCode.AUTH_FAILED, "nonce was already used (replayed request)") from None
+    primary key and then inserts nothing; if the first call rolled back, the retry may use it."""
+    row = {"nonce": nonce, "expires_at": utcnow() + timedelta(seconds=ttl_seconds)}
+    if not insert_missing(SeenNonce, [row], ("nonce",)):
+        raise SyncError(ResultCode.AUTH_FAILED, "nonce was already used (replayed request)")
 
 
 def purge_expired_nonces(now: datetime | None = None) -> int:

@@ -17,7 +17,7 @@ from ops.metrics import SYNC_CALLS
 from tenants import services
 from tenants.audit import body_for_audit, record_sync_call
 from tenants.errors import ResultCode, SyncError, invalid
-from tenants.models import SyncCall
+from tenants.models import SyncCall, utcnow
 from tenants.parsing import parse_json_object
 from tenants.signing import body_sign_header, check_signature_headers, verify_basic_signature, verify_kit_signature
 
@@ -107,8 +107,8 @@ def _handle(interface, *, keys, headers, verify, apply):
         outcome = apply(body)
         code, message, extra = ResultCode.SUCCESS, outcome.message, outcome.extra
         # The audit row commits with the change: one transaction, and no success without its record.
-        db.session.add(SyncCall(**_audit_fields(interface, code, message, started, body, raw, nonce, verified,
-                                                outcome)))
+        db.session.connection().execute(db.insert(SyncCall.__table__), _audit_fields(
+            interface, code, message, started, body, raw, nonce, verified, outcome) | {"created_at": utcnow()})
         db.session.commit()
         audited = True
     except SyncError as exc:
