@@ -27,7 +27,7 @@ from tenants.models import (
     utcnow,
 )
 from tenants.signals import revoke_access
-from tenants.upsert import create_or_lock, insert_missing, lock_rows
+from tenants.upsert import create_or_lock, insert_missing, lock_rows, upsert_if_newer
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +96,14 @@ def apply_tenant_sync(body: dict, *, allow_insecure_idp: bool) -> Outcome:
     domain = p.normalise_domain_name(p.text(body, "domainName", max_len=255), allow_insecure=allow_insecure_idp)
     tenant_code = p.text(body, "tenantCode", required=flag == ADD)
     values = dict(tenant_code=tenant_code or "", name=name, domain_name=domain, test_flag=test, last_sync_ts=ts)
-    tenant, created = create_or_lock(Tenant, {"tenant_id": tenant_id}, values)
-    if not created:
-        if tenant.last_sync_ts > ts:
-            outcome.message = "success (older than stored data; ignored)"
-            return outcome
-        tenant.name, tenant.domain_name, tenant.last_sync_ts = name, domain, ts
-        if flag == ADD:
-            tenant.tenant_code, tenant.test_flag, tenant.deleted_at = tenant_code, test, None
-        elif tenant_code and not tenant.tenant_code:
-            tenant.tenant_code = tenant_code
+    update = dict(name=name, domain_name=domain, last_sync_ts=ts)  # modify: only name and domainName
+    if flag == ADD:
+        update |= dict(tenant_code=tenant_code, test_flag=test, deleted_at=None)
+    elif tenant_code:  # a modify that names the code fills it in when we had none
+        update["tenant_code"] = lambda new, old: db.func.coalesce(db.func.nullif(old.tenant_code, ""), new.tenant_code)
+    if not upsert_if_newer(Tenant, {"tenant_id": tenant_id}, values, update, version="last_sync_ts"):
+        outcome.message = "success (older than stored data; ignored)"
+        return outcome
     if instance_id:
         insert_missing(TenantInstance, [dict(tenant_id=tenant_id, instance_id=instance_id, order_id=order_id,
                                              created_at=utcnow())], ("tenant_id", "instance_id"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
+from tenants.models import utcnow
 
 
 def _insert(model):
@@ -47,3 +48,17 @@ def create_or_lock(model, key: dict, values: dict):
     inserted = insert_missing(model, [{**values, **key}], tuple(key))
     stmt = db.select(model).filter_by(**key).with_for_update().execution_options(populate_existing=True)
     return db.session.execute(stmt).scalar_one(), bool(inserted)
+
+
+def upsert_if_newer(model, key: dict, values: dict, update: dict, *, version: str) -> bool:
+    """One statement: insert the row, or apply `update` to the stored one unless its `version`
+    column is newer than ours. `update` maps columns to values, or to a function of (excluded,
+    stored columns) giving an SQL expression. False when the stored row was newer (nothing changed)."""
+    table = model.__table__
+    stmt = _insert(table).values({**values, **key})
+    set_ = {c: (v(stmt.excluded, table.c) if callable(v) else v) for c, v in update.items()}
+    set_["updated_at"] = utcnow()  # ON CONFLICT DO UPDATE does not run Python-side onupdate
+    stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=set_,
+                                      where=table.c[version] <= stmt.excluded[version])
+    stmt = stmt.returning(table.c[next(iter(key))])
+    return db.session.connection().execute(stmt).first() is not None
