@@ -416,3 +416,9 @@ def test_tenant_hint_for_another_company_signs_in_there(signed_in, app_client):
     assert urlsplit(response.headers["Location"]).path == "/sso/login" and query["tenant"] == ["other-company"]
     same = authorize(signed_in, app_client[0], tenant="ACME")
     assert "code=" in same.headers["Location"]
+
+
+def test_generated_client_ids_are_safe_on_a_command_line(runner):
+    for _ in range(20):
+        client_id, _secret = register(runner)
+        assert re.fullmatch(r"[0-9a-f]{24}", client_id)

@@ -45,7 +45,8 @@ def _check_uri(value: str, option: str) -> str:
 @with_appcontext
 def register(name, redirect_uris, public, initiate_login_uri, backchannel_logout_uri, post_logout_uris, client_id):
     """Register an app; prints its client id and secret (the secret is shown only now)."""
-    client_id = client_id or secrets.token_urlsafe(18)
+    # Hex: never starts with "-" (which a shell command would take for an option), URL-safe as is.
+    client_id = client_id or secrets.token_hex(12)
     if db.session.execute(db.select(OidcClient).filter_by(client_id=client_id)).first():
         raise click.ClickException(f"client id {client_id!r} is taken")
     metadata = {
