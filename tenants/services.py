@@ -320,12 +320,12 @@ def tenant_login_block(tenant: Tenant | None) -> str | None:
         return "unknown_tenant"
     if tenant.deleted_at is not None:
         return "tenant_deleted"
-    instance_ids = db.session.execute(
-        db.select(TenantInstance.instance_id).filter_by(tenant_id=tenant.tenant_id)).scalars().all()
-    if not instance_ids:
-        return None
-    known = db.session.execute(db.select(Instance).where(Instance.instance_id.in_(instance_ids))).scalars().all()
-    if len(known) < len(instance_ids) or any(i.admits_logins() for i in known):
+    # One round trip: this runs on every signed-in request.
+    orders = db.session.execute(
+        db.select(TenantInstance.instance_id, Instance)
+        .outerjoin(Instance, Instance.instance_id == TenantInstance.instance_id)
+        .where(TenantInstance.tenant_id == tenant.tenant_id)).all()
+    if not orders or any(instance is None or instance.admits_logins() for _, instance in orders):
         return None
     return "instance_suspended"
 
