@@ -37,6 +37,13 @@ def admin_cli():
     pass
 
 
+def _operator(username: str):
+    try:
+        return accounts.get_operator(username)
+    except accounts.AccountError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @admin_cli.command("create-user")
 @click.argument("username")
 @click.option("--totp", is_flag=True, help="Also require a TOTP code (prints the otpauth:// URI once).")
@@ -78,8 +85,8 @@ def list_users():
 @with_appcontext
 def reset_password(username, totp, password_stdin):
     """Set a new password; the operator's sessions end."""
+    operator = _operator(username)
     try:
-        operator = accounts.get_operator(username)
         uri = accounts.reset_password(operator, _read_password(password_stdin), with_totp=totp)
     except accounts.AccountError as exc:
         raise click.ClickException(str(exc)) from None
@@ -95,10 +102,7 @@ def reset_password(username, totp, password_stdin):
 @with_appcontext
 def disable_user(username):
     """Stop an operator from signing in; their sessions end at once."""
-    try:
-        operator = accounts.get_operator(username)
-    except accounts.AccountError as exc:
-        raise click.ClickException(str(exc)) from None
+    operator = _operator(username)
     accounts.disable_operator(operator)
     record("operator_disabled", operator=_actor(), target=operator.username)
     db.session.commit()
@@ -110,10 +114,7 @@ def disable_user(username):
 @with_appcontext
 def enable_user(username):
     """Let a disabled operator sign in again."""
-    try:
-        operator = accounts.get_operator(username)
-    except accounts.AccountError as exc:
-        raise click.ClickException(str(exc)) from None
+    operator = _operator(username)
     accounts.enable_operator(operator)
     record("operator_enabled", operator=_actor(), target=operator.username)
     db.session.commit()

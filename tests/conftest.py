@@ -198,3 +198,10 @@ def page(chromium, tmp_path):
     tab = context.new_page()
     yield tab
     context.close()
+
+
+@pytest.fixture
+def fresh(stack):
+    """The live chain (a module's `stack`, see tests/e2e.py) reset to the seed for this test."""
+    stack.reset()
+    return stack

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 
 from app import create_app as create_bridge
@@ -122,3 +123,15 @@ class Browser:
 
     def me(self, stack: Stack):
         return self.get(f"{stack.bridge.url}/sso/me")
+
+
+def stack_fixture(tag: str, **bridge_settings):
+    """A module-scoped fixture serving the whole chain (with extra BRIDGE_* settings)."""
+
+    @pytest.fixture(scope="module")
+    def stack(base_config, postgres_url, rsa_key, tmp_path_factory):
+        live = start_stack(base_config, postgres_url, rsa_key, tmp_path_factory.mktemp(tag), **bridge_settings)
+        yield live
+        live.stop()
+
+    return stack

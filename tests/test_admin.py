@@ -106,6 +106,11 @@ def console(app, operator):
 # --- the command line -----------------------------------------------------------------------------
 
 
+
+def without_volatile_parts(response) -> str:
+    """A page minus the echoed form values and the request id."""
+    return re.sub(r'value="[^"]*"|<code>[^<]*</code>', "", response.get_data(as_text=True))
+
 def test_create_user_prompts_twice_and_stores_only_a_scrypt_hash(app, runner):
     result = runner.invoke(args=["admin", "create-user", "Alice.Ops"], input=f"{PASSWORD}\n{PASSWORD}\n")
     assert result.exit_code == 0, result.output
@@ -286,8 +291,7 @@ def test_wrong_password_and_unknown_user_get_the_same_answer(app, operator):
     assert wrong.status_code == unknown.status_code == 401
     assert error_key(wrong) == error_key(unknown) == "bad_credentials"
     # The pages differ only in the echoed username, the form token and the request id.
-    normalise = lambda r: re.sub(r'value="[^"]*"|<code>[^<]*</code>', "", r.get_data(as_text=True))  # noqa: E731
-    assert normalise(wrong) == normalise(unknown)
+    assert without_volatile_parts(wrong) == without_volatile_parts(unknown)
     assert "用户名或密码不正确。" in wrong.get_data(as_text=True)
     refusals = [who for action, who, _ in audit_actions(app) if action == "sign_in_refused"]
     assert refusals == ["ops", "nobody"]
@@ -456,7 +460,10 @@ def populated(synced, client, idp, kg):  # noqa: F811
 def test_tenants_page_shows_status_instances_apps_and_counts_never_a_secret(app, populated, console):
     page = console.get("/admin/tenants").get_data(as_text=True)
     row = re.search(rf'<tr data-tenant="{f.TENANT}">(.*?)</tr>', page, re.S).group(1)
-    field = lambda name: re.sub(r"\s+", " ", re.search(rf'data-field="{name}">(.*?)</td>', row, re.S).group(1))  # noqa: E731
+
+    def field(name):
+        return re.sub(r"\s+", " ", re.search(rf'data-field="{name}">(.*?)</td>', row, re.S).group(1))
+
     assert "Acme 科技" in row and "acme" in row
     assert "正常" in field("status")
     assert "inst-1" in field("instances") and "ACTIVE" in field("instances")
@@ -475,8 +482,13 @@ def test_tenant_search_finds_by_code_and_says_when_nothing_matches(populated, co
 
 def test_tenant_page_shows_users_departments_instances_apps_and_sessions(populated, console):
     page = console.get(f"/admin/tenants/{f.TENANT}").get_data(as_text=True)
-    user = lambda name: re.search(rf'<tr data-user="{name}">(.*?)</tr>', page, re.S).group(1)  # noqa: E731
-    may = lambda name: re.search(r'data-field="may-sign-in">(.*?)</td>', user(name), re.S).group(1)  # noqa: E731
+
+    def user(name):
+        return re.search(rf'<tr data-user="{name}">(.*?)</tr>', page, re.S).group(1)
+
+    def may(name):
+        return re.search(r'data-field="may-sign-in">(.*?)</td>', user(name), re.S).group(1)
+
     assert "是" in may("alice") and "否" in may("carol") and "否" in may("dave")
     assert re.search(r'data-field="enabled">.*?否', user("carol"), re.S)
     assert re.search(r'data-field="authorised">.*?否', user("dave"), re.S)

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.e2e import PASSWORDS, start_stack
+from tests.e2e import PASSWORDS, stack_fixture
 from tests.pg import free_port
 from tests.servers import ROOT, LiveServer
 
@@ -22,17 +22,7 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-@pytest.fixture(scope="module")
-def stack(base_config, postgres_url, rsa_key, tmp_path_factory):
-    live = start_stack(base_config, postgres_url, rsa_key, tmp_path_factory.mktemp("browser"))
-    yield live
-    live.stop()
-
-
-@pytest.fixture
-def fresh(stack):
-    stack.reset()
-    return stack
+stack = stack_fixture("browser")
 
 
 def sign_in_form(page, user, tenant=None):

@@ -10,22 +10,12 @@ import pytest
 from extensions import db
 from sso.models import UserSession
 from tenants.models import utcnow
-from tests.e2e import HUASHAN, Browser, csrf_of, query_of, start_stack
+from tests.e2e import HUASHAN, Browser, csrf_of, query_of, stack_fixture, start_stack
 
 pytestmark = pytest.mark.live
 
 
-@pytest.fixture(scope="module")
-def stack(base_config, postgres_url, rsa_key, tmp_path_factory):
-    live = start_stack(base_config, postgres_url, rsa_key, tmp_path_factory.mktemp("e2e-sso"), IDP_READ_TIMEOUT="1")
-    yield live
-    live.stop()
-
-
-@pytest.fixture
-def fresh(stack):
-    stack.reset()
-    return stack
+stack = stack_fixture("e2e-sso", IDP_READ_TIMEOUT="1")
 
 
 def refused_reason(response) -> str | None:

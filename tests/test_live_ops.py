@@ -16,7 +16,7 @@ from keys import keyring
 from sso.models import UserSession
 from tenants.models import utcnow
 from tests.conftest import BASIC_KEY, DATA_KEY, KIT_KEY
-from tests.e2e import HUASHAN, PASSWORDS, Browser, csrf_of, start_stack
+from tests.e2e import HUASHAN, PASSWORDS, Browser, csrf_of, stack_fixture
 from tests.factories import tenant_sync
 from tests.koogallery import kit_headers
 from tests.servers import ROOT, start_bridge
@@ -24,12 +24,8 @@ from tests.servers import ROOT, start_bridge
 pytestmark = pytest.mark.live
 
 
-@pytest.fixture(scope="module")
-def stack(base_config, postgres_url, rsa_key, tmp_path_factory):
-    # DEBUG: the most an operator could turn on must still log no secret.
-    live = start_stack(base_config, postgres_url, rsa_key, tmp_path_factory.mktemp("ops"), LOG_LEVEL="DEBUG")
-    yield live
-    live.stop()
+# DEBUG: the most an operator could turn on must still log no secret.
+stack = stack_fixture("ops", LOG_LEVEL="DEBUG")
 
 
 @pytest.fixture(scope="module")

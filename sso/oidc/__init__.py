@@ -5,7 +5,7 @@ from flask import Flask, g, has_request_context
 
 def init_app(app: Flask) -> None:
     from extensions import csrf
-    from sso.oidc import models  # noqa: F401
+    from sso.oidc import models  # noqa: F401  (models register their tables)
     from sso.oidc.backchannel import Deliverer, on_sessions_ended
     from sso.oidc.cli import apps_cli
     from sso.oidc.server import init_server
