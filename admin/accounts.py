@@ -12,9 +12,9 @@ from pyotp.exceptions import OTPVerificationError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from admin.models import Operator, OperatorSession, SignInFailure
+from common.clock import utcnow
 from extensions import db
 from keys import keyring
-from tenants.models import utcnow
 
 USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 MIN_PASSWORD_CHARS = 12

@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from common.clock import utcnow
 from extensions import db
 from keys.datakey import register_encrypted_column
-from tenants.models import utcnow
 
 
 class Operator(db.Model):

@@ -15,13 +15,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from admin.errors import AdminError
 from admin.models import AuditEntry
+from common.clock import utcnow
 from extensions import db
+from sso.admission import tenant_refusal, user_refusal
 from sso.models import LoginEvent, UserSession
 from sso.oidc.models import BackchannelLogout, OidcClient
 from sso.sessions import end_sessions
+from tenants import queries
 from tenants.audit import redact
-from tenants.models import Department, Instance, SyncCall, Tenant, TenantApp, TenantInstance, TenantUser, utcnow
-from tenants.services import tenant_login_block
+from tenants.models import Department, Instance, SyncCall, Tenant, TenantApp, TenantInstance, TenantUser
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,7 @@ class TenantDetail:
     sessions_by_user: dict[str, int]
     departments: Page
     live_sessions: list[UserSession]
+    refusals: dict[str, str | None]  # user name -> why admission refuses the user now, or None
 
 
 def get_tenant(tenant_id: str) -> Tenant:
@@ -163,10 +166,11 @@ def tenant_detail(tenant_id: str, users_page: int, departments_page: int) -> Ten
         .order_by(UserSession.user_name, UserSession.created_at.desc()).limit(200)).scalars())
     by_user = _count_by(UserSession.user_name, UserSession.tenant_id == tenant.tenant_id,
                         UserSession.user_name.in_([u.user_name for u in users.items]), *_live_session_conditions())
-    return TenantDetail(tenant=tenant, login_block=tenant_login_block(tenant),
+    return TenantDetail(tenant=tenant, login_block=tenant_refusal(tenant, queries.orders_of(tenant.tenant_id), utcnow()),
                         instances=_instances_of([tenant.tenant_id]).get(tenant.tenant_id, []),
                         apps=_apps_of([tenant.tenant_id]).get(tenant.tenant_id, []), users=users,
-                        sessions_by_user=by_user, departments=departments, live_sessions=live)
+                        sessions_by_user=by_user, departments=departments, live_sessions=live,
+                        refusals={u.user_name: user_refusal(tenant, u, jit=False, seats=None) for u in users.items})
 
 
 def end_tenant_sessions(tenant_id: str, user_name: str | None, *, operator: str, remote_addr: str | None,

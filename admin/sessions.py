@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 
 from admin.models import Operator, OperatorSession
+from common.clock import utcnow
+from common.hashing import hash_token
 from extensions import db
-from sso.sessions import hash_token
-from tenants.models import utcnow
 
 COOKIE = "bridge_admin"
 COOKIE_PATH = "/admin"

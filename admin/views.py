@@ -20,9 +20,9 @@ from admin import sessions as op_sessions
 from admin.errors import AdminError
 from admin.i18n import known_text, label, translate
 from admin.models import Operator
+from common.clock import utcnow
+from common.redirects import safe_next
 from extensions import db
-from sso.views import safe_next
-from tenants.models import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ from flask import Flask
 # Secrets: read verbatim from the environment (from_prefixed_env would turn "123" into an int),
 # or from a file named by BRIDGE_<NAME>_FILE (docker/k8s secrets).
 SECRET_SETTINGS = ("SECRET_KEY", "KIT_ACCESS_KEY", "BASIC_ACCESS_KEY", "DATA_KEYS", "METRICS_TOKEN")
-LIST_SETTINGS = ("KIT_ACCESS_KEY_FALLBACKS", "BASIC_ACCESS_KEY_FALLBACKS", "DATA_KEYS", "SECRET_KEY_FALLBACKS")
+LIST_SETTINGS = ("KIT_ACCESS_KEY_FALLBACKS", "BASIC_ACCESS_KEY_FALLBACKS", "DATA_KEYS", "SECRET_KEY_FALLBACKS",
+                 "IDP_ALLOWED_NETWORKS")
 MIN_SECRET_KEY_CHARS = 32
 
 

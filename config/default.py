@@ -110,3 +110,21 @@ ADMIN_SESSION_ABSOLUTE_HOURS = 8
 ADMIN_PAGE_SIZE = 50
 ADMIN_PASSWORD_HASH_METHOD = "scrypt"
 ADMIN_TOTP_ISSUER = "SSO Bridge"
+
+# --- marketplace behaviour (tenants/) -------------------------------------------------------------
+
+# The product's numeric attribute (productInfo.linearValue) counts users: changeInstanceCheck refuses
+# fewer seats than the users already authorised, and admission refuses users beyond the seats bought.
+SEATS_FROM_LINEAR_VALUE = False
+# How long a released instance's users, departments and sessions are kept before `flask maintenance
+# run` purges them (the marketplace asks that a frozen instance's data be kept 15 days).
+RELEASED_DATA_RETENTION_DAYS = 15
+# Networks (CIDRs) an authentication centre may resolve to besides public addresses, e.g.
+# Huawei Cloud's internal 100.64.0.0/10. Plain http stays local-only (ALLOW_INSECURE_IDP).
+IDP_ALLOWED_NETWORKS = []
+
+# userinfo `tenant` is documented as the enterprise's domainId: "tenant_id" admits only the
+# callback's tenantId; "tenant_code" also accepts the tenant's tenantCode. A userinfo without
+# `tenant` is refused unless USERINFO_TENANT_OPTIONAL is on.
+USERINFO_TENANT_MATCH = "tenant_id"
+USERINFO_TENANT_OPTIONAL = False

@@ -11,11 +11,11 @@ from datetime import UTC, timedelta
 from flask import current_app
 from joserfc.jwk import RSAKey
 
+from common.clock import utcnow
 from extensions import db
 from keys import keyring
 from keys.models import SigningKey
 from keys.rsa import MIN_KEY_BITS
-from tenants.models import utcnow
 
 _CACHE_SECONDS = 30
 _lock = threading.Lock()

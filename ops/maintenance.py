@@ -11,10 +11,11 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from admin.models import AuditEntry, OperatorSession
+from common.clock import utcnow
 from extensions import db
 from sso.models import LoginEvent, LoginState, UserSession
 from sso.oidc.models import CODE_LIFETIME, BackchannelLogout, OidcAuthorizationCode, OidcToken
-from tenants.models import SeenNonce, SyncCall, utcnow
+from tenants.models import SeenNonce, SyncCall
 
 
 def run_maintenance() -> dict[str, int]:

@@ -1,6 +1,5 @@
-"""Prometheus metrics (the standard client). Under gunicorn every worker writes its samples to
-PROMETHEUS_MULTIPROC_DIR (set up in gunicorn.conf.py) and /metrics adds them up; label values
-are bounded (interfaces, result codes, reasons, authentication-centre hosts)."""
+"""/metrics: the samples of every process (the metric objects are in common.metrics), plus gauges
+read from the database at scrape time."""
 
 from __future__ import annotations
 
@@ -8,23 +7,14 @@ import hmac
 import os
 
 from flask import Blueprint, Response, current_app, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 
+from common.clock import utcnow
+
 bp = Blueprint("metrics", __name__)
-
-SYNC_CALLS = Counter("bridge_sync_calls_total", "KooGallery sync calls answered, by interface and resultCode",
-                     ["interface", "result_code"])
-LOGINS = Counter("bridge_logins_total", "Browser login outcomes (success, refused, logout) and refusal reasons",
-                 ["outcome", "reason"])
-AUTH_CENTRE_SECONDS = Histogram("bridge_auth_centre_request_seconds",
-                                "Outbound calls to tenants' authentication centres",
-                                ["host", "call", "outcome"],
-                                buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-OIDC_TOKENS = Counter("bridge_oidc_tokens_issued_total", "Tokens issued to SaaS apps, by grant type", ["grant_type"])
-
 
 class ActiveSessions(Collector):
     """Read at scrape time from the database, so every process reports the same number."""
@@ -32,7 +22,6 @@ class ActiveSessions(Collector):
     def collect(self):
         from extensions import db
         from sso.models import UserSession
-        from tenants.models import utcnow
 
         gauge = GaugeMetricFamily("bridge_active_sessions", "Browser sessions not ended and not expired")
         try:

@@ -7,9 +7,8 @@ from sso.auth_centre import AuthCentreClient
 
 def init_app(app: Flask) -> None:
     from sso import i18n, models  # noqa: F401  (models register their tables)
-    from sso.sessions import end_sessions
     from sso.views import bp
-    from tenants.signals import access_revoked
+    from tenants.signals import access_changed, centre_moved
 
     app.extensions["auth_centre_client"] = AuthCentreClient(
         app.config["IDP_CONNECT_TIMEOUT"], app.config["IDP_READ_TIMEOUT"], app.config["IDP_POOL_SIZE"],
@@ -21,8 +20,20 @@ def init_app(app: Flask) -> None:
 
     oidc.init_app(app)
 
-    if not getattr(access_revoked, "_sso_connected", False):
-        # Revocations from KooGallery end the affected sessions in the sync call's transaction.
-        access_revoked.connect(lambda _sender, tenant_id, user_names, reason: end_sessions(tenant_id, user_names, reason),
-                               weak=False)
-        access_revoked._sso_connected = True
+    # Changes from KooGallery end the sessions admission now refuses, in the sync call's
+    # transaction. Receivers are module-level functions: blinker keeps one connection per
+    # receiver, however many apps are built (no flags needed).
+    access_changed.connect(_on_access_changed)
+    centre_moved.connect(_on_centre_moved)
+
+
+def _on_access_changed(_sender, tenant_id, user_names, reason):
+    from sso.sessions import end_sessions
+
+    end_sessions(tenant_id, user_names, reason, only_refused=True)
+
+
+def _on_centre_moved(_sender, tenant_id):
+    from sso.sessions import end_pending_logins
+
+    end_pending_logins(tenant_id)

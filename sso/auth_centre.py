@@ -20,7 +20,7 @@ from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
 from requests.adapters import HTTPAdapter
 
-from ops.metrics import AUTH_CENTRE_SECONDS
+from common.metrics import AUTH_CENTRE_SECONDS
 
 log = logging.getLogger(__name__)
 

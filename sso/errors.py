@@ -8,11 +8,13 @@ REASONS = {
     "unknown_tenant": (404, False),
     "tenant_deleted": (403, False),
     "instance_suspended": (403, False),
+    "instance_unknown": (403, False),
+    "seats_exceeded": (403, False),
+    "tenant_missing": (403, False),
     "app_missing": (503, False),
     "not_authorised": (403, False),
     "user_disabled": (403, False),
     "tenant_mismatch": (403, True),
-    "state_missing": (400, True),
     "state_invalid": (400, True),
     "state_expired": (400, True),
     "state_replayed": (400, True),
@@ -33,7 +35,8 @@ REASONS = {
 
 class LoginError(Exception):
     def __init__(self, reason: str, detail: str = "", *, tenant_id: str | None = None, user_name: str | None = None):
-        assert reason in REASONS, reason
+        if reason not in REASONS:
+            raise ValueError(f"unknown login refusal reason {reason!r}")
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail

@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from common.clock import utcnow
 from extensions import db
 from keys.datakey import register_encrypted_column
-from tenants.models import utcnow
 
 
 class LoginState(db.Model):
@@ -49,6 +49,8 @@ class UserSession(db.Model):
     access_token_enc: Mapped[str | None] = mapped_column(Text)
     refresh_token_enc: Mapped[str | None] = mapped_column(Text)
     access_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set while one request refreshes the centre's tokens, so parallel requests do not (single-flight).
+    refresh_claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     end_reason: Mapped[str | None] = mapped_column(String(32))
 

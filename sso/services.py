@@ -15,15 +15,18 @@ from cryptography.fernet import InvalidToken
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from common.clock import utcnow
+from common.hashing import hash_token
+from common.metrics import LOGINS
 from extensions import db
 from keys import keyring
-from ops.metrics import LOGINS
+from sso import admission
 from sso.auth_centre import AUTHORIZE_PATH, LOGOUT_PATH, AuthCentreClient, AuthCentreError, Client, Tokens
 from sso.errors import LoginError
+from sso.identity import Identity, claim, identity_from
 from sso.models import LoginEvent, LoginState
-from sso.sessions import Identity, hash_token
-from tenants.models import Department, Tenant, TenantApp, TenantInstance, TenantUser, utcnow
-from tenants.services import tenant_login_block
+from tenants import queries
+from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -40,39 +43,22 @@ def find_tenant(ref: str) -> Tenant:
     ref = (ref or "").strip()
     if not ref or len(ref) > 64:
         raise LoginError("unknown_tenant", "empty or overlong tenant reference")
-    tenant = db.session.get(Tenant, ref)
-    if tenant is None:
-        tenant = db.session.execute(
-            db.select(Tenant).where(db.func.lower(Tenant.tenant_code) == ref.lower())
-            .order_by(Tenant.deleted_at.is_not(None))).scalars().first()
+    tenant = queries.tenant_by_ref(ref)
     if tenant is None:
         raise LoginError("unknown_tenant", f"no tenant {ref!r}")
     return tenant
 
 
 def find_tenant_by_instance(instance_id: str) -> Tenant:
-    tenant_ids = db.session.execute(db.select(TenantInstance.tenant_id).filter_by(
-        instance_id=(instance_id or "")[:64])).scalars().all()
-    tenants = [t for t in (db.session.get(Tenant, tid) for tid in tenant_ids) if t is not None]
+    tenants = queries.tenants_of_instance((instance_id or "")[:64])
     if not tenants:
         raise LoginError("unknown_tenant", f"no tenant bound to instance {instance_id[:64]!r}")
-    return sorted(tenants, key=lambda t: t.deleted_at is not None)[0]
-
-
-def check_tenant_open(tenant: Tenant) -> None:
-    block = tenant_login_block(tenant)
-    if block:
-        raise LoginError(block, tenant_id=tenant.tenant_id)
+    return tenants[0]
 
 
 def client_for(tenant: Tenant) -> Client:
     """The tenant's OAuth client from applicationSync (BRIDGE_APP_ID picks one if several)."""
-    stmt = (db.select(TenantApp).filter_by(tenant_id=tenant.tenant_id, deleted_at=None)
-            .where(TenantApp.client_secret_enc.is_not(None), TenantApp.client_id.is_not(None))
-            .order_by(TenantApp.last_sync_ts.desc()))
-    if current_app.config.get("APP_ID"):
-        stmt = stmt.filter_by(app_id=current_app.config["APP_ID"])
-    app = db.session.execute(stmt).scalars().first()
+    app = queries.credentials(tenant.tenant_id, current_app.config.get("APP_ID"))
     if app is None:
         raise LoginError("app_missing", "no applicationSync credentials", tenant_id=tenant.tenant_id)
     try:
@@ -88,7 +74,7 @@ def client_for(tenant: Tenant) -> Client:
 
 def start_login(tenant: Tenant, *, browser_token: str, redirect_uri: str, next_url: str | None) -> str:
     """Record a state bound to this browser and return the authorize URL to send it to."""
-    check_tenant_open(tenant)
+    admission.check_tenant(tenant)
     client = client_for(tenant)
     cfg = current_app.config
     state = secrets.token_urlsafe(32)
@@ -115,7 +101,7 @@ def portal_login_url() -> str:
 
 
 def logout_url(tenant_id: str, return_to: str) -> str | None:
-    tenant = db.session.get(Tenant, tenant_id)
+    tenant = queries.tenant(tenant_id)
     if tenant is None or not tenant.domain_name:
         return None
     return f"{tenant.domain_name}{LOGOUT_PATH}?{urlencode({'redirect_url': return_to})}"
@@ -161,14 +147,13 @@ _IDP_REASONS = {"unreachable": "idp_unreachable", "timeout": "idp_timeout", "gar
                 "forbidden_host": "idp_forbidden_host"}
 
 
-def complete_login(tenant_id: str, code: str, *, redirect_uri: str, code_verifier: str | None) -> tuple[Identity, Tokens]:
+def complete_login(tenant_id: str, code: str, *, redirect_uri: str | None,
+                   code_verifier: str | None) -> tuple[Identity, Tokens]:
     """Exchange the code at the tenant's authentication centre and decide admission."""
     if not code or len(code) > 2048:
         raise LoginError("code_missing", "no usable code", tenant_id=tenant_id)
-    tenant = db.session.get(Tenant, tenant_id)
-    if tenant is None:
-        raise LoginError("unknown_tenant", f"no tenant {tenant_id[:64]!r}")
-    check_tenant_open(tenant)
+    tenant = queries.tenant(tenant_id)
+    admission.check_tenant(tenant)
     client = client_for(tenant)
     db.session.commit()  # no transaction held open across the outbound calls
     try:
@@ -176,52 +161,16 @@ def complete_login(tenant_id: str, code: str, *, redirect_uri: str, code_verifie
         info = auth_centre().userinfo(client.domain_name, tokens.access_token)
     except AuthCentreError as exc:
         raise LoginError(_IDP_REASONS.get(exc.reason, "idp_error"), exc.detail, tenant_id=tenant_id) from None
-    return admit(tenant, info), tokens
-
-
-def refresh_tokens(tenant_id: str, refresh_token: str) -> Tokens:
-    tenant = db.session.get(Tenant, tenant_id)
-    return auth_centre().refresh(client_for(tenant), refresh_token)
-
-
-def _text(info: dict, name: str, max_len: int) -> str | None:
-    value = info.get(name)
-    return str(value)[:max_len] if isinstance(value, (str, int)) and not isinstance(value, bool) and value != "" else None
-
-
-def admit(tenant: Tenant, info: dict) -> Identity:
-    """Only users KooGallery authorised for this tenant, enabled; the IdP must agree on the tenant."""
     user_name = info["userName"].strip()
-    info_tenant = _text(info, "tenant", 64)
-    if info_tenant is not None and info_tenant != tenant.tenant_id:
-        raise LoginError("tenant_mismatch", f"userinfo tenant {info_tenant!r}", tenant_id=tenant.tenant_id,
-                         user_name=user_name)
-    user = db.session.get(TenantUser, (tenant.tenant_id, user_name))
-    jit = False
-    if user is None or user.deleted_at is not None:
-        known_users = db.session.scalar(db.select(db.func.count()).select_from(TenantUser)
-                                        .filter_by(tenant_id=tenant.tenant_id))
-        if not (current_app.config["JIT_USERS"] and known_users == 0):
-            raise LoginError("not_authorised", "user not in authSync", tenant_id=tenant.tenant_id, user_name=user_name)
-        jit = True
-    elif not user.authorized:
-        raise LoginError("not_authorised", "authorisation cancelled", tenant_id=tenant.tenant_id, user_name=user_name)
-    elif not user.enabled:
-        raise LoginError("user_disabled", "enable=false", tenant_id=tenant.tenant_id, user_name=user_name)
+    admitted = admission.admit_user(tenant, user_name, claim(info, "tenant", 64))
+    return identity_from(tenant, admitted.user, info, jit=admitted.jit), tokens
 
-    org_code = (user.org_code if user else None) or _text(info, "organizationCode", 64)
-    org_name = _text(info, "organizationName", 128)
-    if org_code and not org_name:
-        dept = db.session.get(Department, (tenant.tenant_id, org_code))
-        org_name = dept.org_name if dept else None
-    role = (user.role if user else (_text(info, "role", 32) or "user")).lower()
-    return Identity(
-        tenant_id=tenant.tenant_id, tenant_code=tenant.tenant_code, tenant_name=tenant.name, user_name=user_name,
-        name=(user.name if user and user.name else _text(info, "name", 64)),
-        role="admin" if role == "admin" else "user", org_code=org_code, org_name=org_name,
-        email=(user.email if user and user.email else _text(info, "email", 128)),
-        mobile=(user.mobile if user and user.mobile else _text(info, "mobile", 32)), jit=jit,
-    )
+
+def client_for_tenant_id(tenant_id: str) -> Client:
+    tenant = queries.tenant(tenant_id)
+    if tenant is None:
+        raise LoginError("app_missing", "tenant gone", tenant_id=tenant_id)
+    return client_for(tenant)
 
 
 # --- audit ----------------------------------------------------------------------------------------

@@ -1,24 +1,29 @@
-"""Server-side sessions. The browser holds only a random id, signed, in an HttpOnly cookie; the
-database holds its SHA-256, who it is, and the IdP tokens encrypted. Ending a row ends the
-session everywhere at once, whichever process served it."""
+"""The session lifecycle, one service: open (at sign-in), find and check (every signed-in
+request), refresh the centre's tokens (single-flight across processes), end. The browser holds
+only a random id, signed, in an HttpOnly cookie; the database holds its SHA-256, who it is, and
+the centre's tokens encrypted. Ending a row ends the session everywhere at once. Views only read
+the cookie and set it; the transaction boundaries are here."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from blinker import Namespace
 from flask import current_app
 from itsdangerous import BadSignature, Signer
 
+from common.clock import aware, utcnow
+from common.hashing import hash_token
 from extensions import db
 from keys import keyring
-from sso.models import UserSession
-from tenants.models import Tenant, TenantUser, utcnow
-from tenants.services import tenant_login_block
+from sso import admission, services
+from sso.auth_centre import AuthCentreError
+from sso.errors import LoginError
+from sso.identity import Identity
+from sso.models import LoginState, UserSession
+from tenants import queries
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +34,6 @@ sessions_ended = Namespace().signal("sessions-ended")
 SESSION_COOKIE = "bridge_sid"
 _SALT = "bridge-session-id"
 LAST_SEEN_RESOLUTION = timedelta(seconds=60)
-
-
-@dataclass(frozen=True)
-class Identity:
-    tenant_id: str
-    tenant_code: str
-    tenant_name: str
-    user_name: str
-    name: str | None
-    role: str
-    org_code: str | None
-    org_name: str | None
-    email: str | None
-    mobile: str | None
-    jit: bool = False
-
-
-def hash_token(raw: str) -> str:
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
 def _signer(key: str) -> Signer:
@@ -67,10 +53,6 @@ def unsign_session_id(cookie: str | None) -> str | None:
         except (BadSignature, UnicodeDecodeError):
             continue
     return None
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def open_session(identity: Identity, access_token: str, refresh_token: str | None, expires_in: int) -> str:
@@ -103,52 +85,132 @@ def end_session(user_session: UserSession, reason: str) -> None:
         sessions_ended.send("sso", id_hashes=[user_session.id_hash], reason=reason)
 
 
-def end_sessions(tenant_id: str, user_names: list[str] | None, reason: str) -> int:
+def end_sessions(tenant_id: str, user_names: list[str] | None, reason: str, *, only_refused: bool = False) -> int:
+    """End the open sessions of these users (None: the whole tenant). With `only_refused`, only
+    those admission now refuses: something it depends on changed (a sync call, in its transaction)."""
     where = [UserSession.tenant_id == tenant_id, UserSession.ended_at.is_(None)]
     if user_names is not None:
+        if not user_names:
+            return 0
         where.append(UserSession.user_name.in_(user_names))
-    hashes = db.session.execute(db.select(UserSession.id_hash).where(*where).with_for_update()).scalars().all()
+    open_sessions = db.session.execute(db.select(UserSession).where(*where).with_for_update()).scalars().all()
+    hashes = [s.id_hash for s in open_sessions if not only_refused or admission.session_refusal(s) is not None]
     if not hashes:
         return 0
     db.session.execute(db.update(UserSession).where(UserSession.id_hash.in_(hashes))
                        .values(ended_at=utcnow(), end_reason=reason[:32]))
     log.info("sessions_ended tenant=%s users=%s reason=%s count=%d", tenant_id,
              "all" if user_names is None else len(user_names), reason, len(hashes))
-    sessions_ended.send("sso", id_hashes=list(hashes), reason=reason)
+    sessions_ended.send("sso", id_hashes=hashes, reason=reason)
     return len(hashes)
 
 
-def session_block(user_session: UserSession, now: datetime | None = None) -> str | None:
-    """Why this session may not be used any more, or None. Checked on every request, so a
-    revocation takes effect even if its signal was missed."""
-    now = now or utcnow()
-    if user_session.ended_at is not None:
-        return user_session.end_reason or "ended"
-    if _aware(user_session.expires_at) <= now:
-        return "expired"
-    idle = timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"])
-    if _aware(user_session.last_seen_at) + idle <= now:
-        return "idle"
-    block = tenant_login_block(db.session.get(Tenant, user_session.tenant_id))
-    if block:
-        return block
-    if not user_session.jit:
-        user = db.session.get(TenantUser, (user_session.tenant_id, user_session.user_name))
-        if user is None or not user.may_sign_in:
-            return "user_revoked"
-    return None
+def end_pending_logins(tenant_id: str) -> int:
+    """The tenant's centre moved: states issued for the old one are spent, so no code issued there
+    is ever exchanged (with the client secret) at the new host."""
+    result = db.session.execute(db.update(LoginState).where(LoginState.tenant_id == tenant_id,
+                                                            LoginState.used_at.is_(None)).values(used_at=utcnow()))
+    return result.rowcount or 0
+
+
+def sign_in(identity: Identity, tokens, *, previous_cookie: str | None, request_id: str,
+            remote_addr: str | None) -> str:
+    """A completed login: the previous session of this browser ends (ids rotate at every login),
+    the new one and its audit row commit together. Returns the raw id for the cookie."""
+    previous = find_session(unsign_session_id(previous_cookie))
+    if previous is not None:
+        end_session(previous, "replaced")
+    raw_id = open_session(identity, tokens.access_token, tokens.refresh_token, tokens.expires_in)
+    services.record_login_event("success", request_id=request_id, tenant_id=identity.tenant_id,
+                                user_name=identity.user_name, detail="jit" if identity.jit else None,
+                                remote_addr=remote_addr, commit=False)
+    db.session.commit()
+    return raw_id
+
+
+def sign_out(user_session: UserSession, *, reason: str, request_id: str, remote_addr: str | None,
+             detail: str | None = None) -> None:
+    end_session(user_session, reason)
+    db.session.commit()
+    services.record_login_event("logout", request_id=request_id, tenant_id=user_session.tenant_id,
+                                user_name=user_session.user_name, detail=detail, remote_addr=remote_addr)
+
+
+# --- every signed-in request ----------------------------------------------------------------------
+
+
+def current_session(cookie: str | None) -> UserSession | None:
+    """The live session behind this cookie, or None. A refused session (revoked, expired, idle) is
+    ended here; the centre's access token is refreshed while the user is active."""
+    user_session = find_session(unsign_session_id(cookie))
+    if user_session is None:
+        return None
+    reason = admission.session_refusal(user_session)
+    if reason:
+        if user_session.ended_at is None:
+            end_session(user_session, reason)
+            db.session.commit()
+        return None
+    if needs_refresh(user_session):
+        _refresh(user_session)
+        if user_session.ended_at is not None:
+            return None
+    touch(user_session)
+    db.session.commit()
+    return user_session
+
+
+REFRESH_CLAIM = timedelta(seconds=30)
+
+
+def _refresh(user_session: UserSession) -> None:
+    """One refresh per session at a time, across processes: a refresh token is single-use at most
+    centres, so parallel requests leave it to the one that claimed it and go on with the access
+    token they have (still valid for the refresh margin). No transaction is open during the call."""
+    now = utcnow()
+    claimed = db.session.execute(
+        db.update(UserSession).where(UserSession.id_hash == user_session.id_hash, UserSession.ended_at.is_(None),
+                                     db.or_(UserSession.refresh_claimed_until.is_(None),
+                                            UserSession.refresh_claimed_until < now))
+        .values(refresh_claimed_until=now + REFRESH_CLAIM)).rowcount
+    if not claimed:
+        db.session.rollback()
+        return
+    refresh_token = keyring().data.decrypt(user_session.refresh_token_enc)
+    tenant_id, id_hash = user_session.tenant_id, user_session.id_hash
+    try:
+        client = services.client_for_tenant_id(tenant_id)
+    except LoginError:
+        end_session(user_session, "app_missing")
+        db.session.commit()
+        return
+    db.session.commit()  # the claim is visible to every process before the outbound call
+    try:
+        tokens = services.auth_centre().refresh(client, refresh_token)
+    except AuthCentreError as exc:
+        user_session = db.session.get(UserSession, id_hash, with_for_update=True)
+        if exc.reason in ("invalid_grant", "invalid_client"):
+            end_session(user_session, "refresh_rejected")
+        else:  # an IdP outage does not sign people out; the next request tries again
+            log.warning("token_refresh_failed tenant=%s reason=%s", tenant_id, exc.reason)
+        user_session.refresh_claimed_until = None
+        db.session.commit()
+        return
+    user_session = db.session.get(UserSession, id_hash, with_for_update=True)
+    store_refreshed_tokens(user_session, tokens.access_token, tokens.refresh_token, tokens.expires_in)
+    user_session.refresh_claimed_until = None
 
 
 def touch(user_session: UserSession, now: datetime | None = None) -> None:
     now = now or utcnow()
-    if _aware(user_session.last_seen_at) + LAST_SEEN_RESOLUTION <= now:
+    if aware(user_session.last_seen_at) + LAST_SEEN_RESOLUTION <= now:
         user_session.last_seen_at = now
 
 
 def needs_refresh(user_session: UserSession, now: datetime | None = None) -> bool:
     margin = timedelta(seconds=current_app.config["ACCESS_TOKEN_REFRESH_MARGIN_SECONDS"])
     return (user_session.refresh_token_enc is not None and user_session.access_expires_at is not None
-            and _aware(user_session.access_expires_at) - margin <= (now or utcnow()))
+            and aware(user_session.access_expires_at) - margin <= (now or utcnow()))
 
 
 def store_refreshed_tokens(user_session: UserSession, access_token: str, refresh_token: str | None,
@@ -161,7 +223,7 @@ def store_refreshed_tokens(user_session: UserSession, access_token: str, refresh
 
 
 def identity_of(user_session: UserSession) -> dict:
-    tenant = db.session.get(Tenant, user_session.tenant_id)
+    tenant = queries.tenant(user_session.tenant_id)
     return {
         "tenant": user_session.tenant_id,
         "tenant_code": tenant.tenant_code if tenant else None,
@@ -173,6 +235,6 @@ def identity_of(user_session: UserSession) -> dict:
         "org_name": user_session.org_name,
         "email": user_session.email,
         "mobile": user_session.mobile,
-        "signed_in_at": _aware(user_session.created_at).isoformat(),
-        "expires_at": _aware(user_session.expires_at).isoformat(),
+        "signed_in_at": aware(user_session.created_at).isoformat(),
+        "expires_at": aware(user_session.expires_at).isoformat(),
     }

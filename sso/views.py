@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
@@ -21,12 +20,12 @@ from flask import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from common.redirects import safe_next
 from extensions import db
-from keys import keyring
 from sso import services, sessions
-from sso.auth_centre import AuthCentreError
 from sso.errors import LoginError
 from sso.oidc.landing import landing_url
+from sso.web import current_session
 
 log = logging.getLogger(__name__)
 
@@ -48,58 +47,6 @@ def _browser_token() -> str:
 def _callback_url() -> str:
     base = current_app.config.get("PUBLIC_URL")
     return f"{base.rstrip('/')}{url_for('sso.callback')}" if base else url_for("sso.callback", _external=True)
-
-
-def safe_next(target: str | None) -> str | None:
-    """Only same-origin paths: no scheme, no host, no protocol-relative or backslash tricks."""
-    if not target or len(target) > 2048 or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return None
-    if any(c in target for c in "\\\r\n\t") or urlsplit(target).netloc:
-        return None
-    return target
-
-
-def current_session():
-    """The signed-in session for this request, or None. Revoked, expired or idle sessions are
-    ended here; the IdP access token is refreshed while the user is active."""
-    if "bridge_session" in g:
-        return g.bridge_session
-    g.bridge_session = None
-    raw_id = sessions.unsign_session_id(request.cookies.get(sessions.SESSION_COOKIE))
-    user_session = sessions.find_session(raw_id)
-    if user_session is None:
-        return None
-    block = sessions.session_block(user_session)
-    if block:
-        if user_session.ended_at is None:
-            sessions.end_session(user_session, block)
-            db.session.commit()
-        return None
-    if sessions.needs_refresh(user_session):
-        _refresh(user_session)
-        if user_session.ended_at is not None:
-            return None
-    sessions.touch(user_session)
-    db.session.commit()
-    g.bridge_session = user_session
-    return user_session
-
-
-def _refresh(user_session) -> None:
-    refresh_token = keyring().data.decrypt(user_session.refresh_token_enc)
-    db.session.commit()
-    try:
-        tokens = services.refresh_tokens(user_session.tenant_id, refresh_token)
-    except AuthCentreError as exc:
-        if exc.reason in ("invalid_grant", "invalid_client"):
-            sessions.end_session(user_session, "refresh_rejected")
-        else:  # an IdP outage does not sign people out; the next request tries again
-            log.warning("token_refresh_failed tenant=%s reason=%s", user_session.tenant_id, exc.reason)
-        return
-    except LoginError:
-        sessions.end_session(user_session, "app_missing")
-        return
-    sessions.store_refreshed_tokens(user_session, tokens.access_token, tokens.refresh_token, tokens.expires_in)
 
 
 def _clear_flow(keep: tuple[str, ...]) -> None:
@@ -173,14 +120,8 @@ def callback():
 
 
 def _sign_in(identity, tokens, next_url):
-    previous = sessions.find_session(sessions.unsign_session_id(request.cookies.get(sessions.SESSION_COOKIE)))
-    if previous is not None:
-        sessions.end_session(previous, "replaced")  # session ids rotate at every login
-    raw_id = sessions.open_session(identity, tokens.access_token, tokens.refresh_token, tokens.expires_in)
-    services.record_login_event("success", request_id=g.request_id, tenant_id=identity.tenant_id,
-                                user_name=identity.user_name, detail="jit" if identity.jit else None,
-                                remote_addr=request.remote_addr, commit=False)
-    db.session.commit()
+    raw_id = sessions.sign_in(identity, tokens, previous_cookie=request.cookies.get(sessions.SESSION_COOKIE),
+                              request_id=g.request_id, remote_addr=request.remote_addr)
     _clear_flow(keep=(BROWSER_KEY, "lang"))  # nothing else from before the login carries over
     response = redirect(next_url or landing_url() or url_for("sso.home"), code=302)
     response.set_cookie(sessions.SESSION_COOKIE, sessions.sign_session_id(raw_id), httponly=True,
@@ -217,10 +158,7 @@ def logout():
     user_session = current_session()
     target = url_for("sso.signed_out")
     if user_session is not None:
-        sessions.end_session(user_session, "logout")
-        db.session.commit()
-        services.record_login_event("logout", request_id=g.request_id, tenant_id=user_session.tenant_id,
-                                    user_name=user_session.user_name, remote_addr=request.remote_addr)
+        sessions.sign_out(user_session, reason="logout", request_id=g.request_id, remote_addr=request.remote_addr)
         base = current_app.config.get("PUBLIC_URL")
         return_to = f"{base.rstrip('/')}{target}" if base else url_for("sso.signed_out", _external=True)
         target = services.logout_url(user_session.tenant_id, return_to) or target

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 
@@ -31,6 +32,12 @@ def body_for_audit(body: dict | None, raw: bytes, max_chars: int) -> str:
         # Unparseable: keep only a short, decoded prefix; it cannot be redacted field by field.
         text = raw[:512].decode("utf-8", errors="replace")
     return text if len(text) <= max_chars else text[:max_chars] + "…[truncated]"
+
+
+def unverified_summary(raw: bytes) -> str:
+    """What is kept of a call whose signature was not verified: its size and a digest, so a flood
+    of forged calls costs a fixed, small row each (DESIGN invariant 10)."""
+    return f"unverified: {len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()}"
 
 
 def record_sync_call(**fields) -> None:

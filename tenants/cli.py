@@ -47,7 +47,7 @@ def list_tenants():
     if not tenants:
         click.echo("no tenants yet")
         return
-    rows = [(t.tenant_id, t.tenant_code, t.name, t.domain_name, _status(t), "test" if t.test_flag else "",
+    rows = [(t.tenant_id, t.tenant_code, t.name, t.domain_name, _status(t), "debug" if t.test_flag else "",
              _count(TenantInstance, tenant_id=t.tenant_id), _count(TenantUser, tenant_id=t.tenant_id, deleted_at=None))
             for t in tenants]
     _table(rows, ("TENANT ID", "CODE", "NAME", "AUTH CENTRE", "STATUS", "DATA", "ORDERS", "USERS"))
@@ -63,7 +63,7 @@ def show_tenant(tenant):
     click.echo(f"Code         {t.tenant_code}")
     click.echo(f"Name         {t.name}")
     click.echo(f"Auth centre  {t.domain_name}")
-    click.echo(f"Status       {_status(t)}{' (test data)' if t.test_flag else ''}")
+    click.echo(f"Status       {_status(t)}{' (debug data)' if t.test_flag else ''}")
     click.echo(f"Last sync    {t.last_sync_ts}")
     click.echo("")
     links = db.session.execute(db.select(TenantInstance).filter_by(tenant_id=t.tenant_id)).scalars().all()
@@ -81,7 +81,7 @@ def show_tenant(tenant):
         click.echo(f"  app {app.app_id}  client {app.client_id or '-'}  {secret}  {_status(app)}")
     users = _count(TenantUser, tenant_id=t.tenant_id, deleted_at=None)
     allowed = _count(TenantUser, tenant_id=t.tenant_id, deleted_at=None, authorized=True, enabled=True)
-    click.echo(f"Users        {users} ({allowed} may sign in)")
+    click.echo(f"Users        {users} ({allowed} authorised and enabled)")
     click.echo(f"Departments  {_count(Department, tenant_id=t.tenant_id, deleted_at=None)}")
 
 
@@ -104,10 +104,9 @@ def list_users(tenant, show_all):
     if not users:
         click.echo("no users")
         return
-    rows = [(u.user_name, u.name, u.role, u.org_code, "yes" if u.enabled else "no",
-             "yes" if u.authorized else "no", "deleted" if u.deleted_at else ("yes" if u.may_sign_in else "no"))
-            for u in users]
-    _table(rows, ("USER", "NAME", "ROLE", "DEPT", "ENABLED", "AUTHORISED", "MAY SIGN IN"))
+    rows = [(u.user_name, u.name, u.role, u.org_code, _status(u), "debug" if u.test_flag else "production",
+             "yes" if u.authorized else "no", "yes" if u.enabled else "no") for u in users]
+    _table(rows, ("USER", "NAME", "ROLE", "DEPT", "STATUS", "DATA", "AUTHORISED", "ENABLED"))
 
 
 @click.group("sync", help="The sync-call audit.")

@@ -7,17 +7,14 @@ stored when it arrives. Rows are never hard-deleted by a sync: a delete leaves a
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from common.clock import utcnow
 from extensions import db
 from keys.datakey import register_encrypted_column
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Timestamped:
@@ -37,10 +34,6 @@ class Tenant(Timestamped, db.Model):
     # KooGallery's own timeStamp (yyyyMMddHHmmssSSS, UTC+8) of the newest sync applied.
     last_sync_ts: Mapped[str] = mapped_column(String(17))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-    @property
-    def is_deleted(self) -> bool:
-        return self.deleted_at is not None
 
 
 class TenantInstance(db.Model):
@@ -97,13 +90,9 @@ class TenantUser(Timestamped, db.Model):
     work_place: Mapped[str | None] = mapped_column(String(255))
     entry_date: Mapped[str | None] = mapped_column(String(32))
     test_flag: Mapped[bool] = mapped_column(Boolean, default=False)
-    # authSync currentSyncTime of the newest batch applied to this user.
-    last_sync_time: Mapped[str] = mapped_column(String(17))
+    # authSync currentSyncTime (or timeStamp) of the newest batch applied to this user.
+    last_sync_ts: Mapped[str] = mapped_column(String(17))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-    @property
-    def may_sign_in(self) -> bool:
-        return self.authorized and self.enabled and self.deleted_at is None
 
 
 class Department(Timestamped, db.Model):
@@ -116,6 +105,17 @@ class Department(Timestamped, db.Model):
     test_flag: Mapped[bool] = mapped_column(Boolean, default=False)
     last_sync_ts: Mapped[str] = mapped_column(String(17))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DepartmentList(db.Model):
+    """The version of the tenant's full department list (allOrgSync): an older full list that
+    arrives late must not re-add what a newer one left out."""
+
+    __tablename__ = "kg_org_list"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    test_flag: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_sync_ts: Mapped[str] = mapped_column(String(17))
 
 
 class InstanceStatus:
@@ -140,28 +140,29 @@ class Instance(Timestamped, db.Model):
     expire_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     test_flag: Mapped[bool] = mapped_column(Boolean, default=False)
     released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Purchased quantity (productInfo.linearValue); counts users when SEATS_FROM_LINEAR_VALUE is on.
+    seats: Mapped[int | None] = mapped_column(Integer)
+    # The quantity of the last allowed changeInstanceCheck, taken at the RENEWAL_CHANGE refresh.
+    seats_requested: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         # newInstance is idempotent per order line: the same pair always maps to one instance.
         db.UniqueConstraint("order_id", "order_line_id", name="uq_kg_instance_order_line"),
     )
 
-    def admits_logins(self, now: datetime | None = None) -> bool:
-        if self.status != InstanceStatus.ACTIVE:
-            return False
-        if self.expire_time is None:
-            return True
-        expire = self.expire_time if self.expire_time.tzinfo else self.expire_time.replace(tzinfo=UTC)
-        return expire > (now or utcnow())
-
 
 class SeenNonce(db.Model):
-    """Nonces of verified sync calls, shared by every endpoint and every process (replay guard)."""
+    """Nonces of verified sync calls, shared by every endpoint and every process (replay guard),
+    with what was answered: an identical re-send (same interface and body) gets that answer again."""
 
     __tablename__ = "kg_nonce"
 
     nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # SHA-256 of the interface and the body as sent.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    # The JSON answer of the first call (no secrets: answers never carry any).
+    answer: Mapped[str | None] = mapped_column(Text)
 
 
 class SyncCall(db.Model):
@@ -182,4 +183,6 @@ class SyncCall(db.Model):
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     # Which key and payload form verified the signature, e.g. "primary/canonical"; helps debug §11 U2.
     signature_form: Mapped[str | None] = mapped_column(String(64))
+    # A debug call (testFlag 1): the marketplace's seller-centre debugging and daily probes.
+    debug: Mapped[bool] = mapped_column(Boolean, default=False)
     body: Mapped[str | None] = mapped_column(Text)

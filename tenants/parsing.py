@@ -12,8 +12,6 @@ from urllib.parse import urlsplit
 
 from tenants.errors import invalid
 
-_CONFLICT = object()
-
 
 def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
@@ -60,6 +58,34 @@ def _depth(value) -> int:
     return deepest
 
 
+# --- which interface a body belongs to --------------------------------------------------------
+
+# The fields that say which interface a body was written for. A body posted to one interface that
+# carries another's is refused: the path is not signed, so a signed applicationSync delete must not
+# be replayable as a tenantSync delete.
+_IDENTIFYING = {
+    "tenantSync": {"domainName", "tenantCode", "name"},
+    "applicationSync": {"clientId", "clientSecret"},
+    "authSync": {"userList", "currentSyncTime"},
+    "singleOrgSync": {"orgCode", "orgName", "parentCode"},
+    "allOrgSync": {"orgInfoList", "orgInfo"},
+    "basic": {"activity", "businessId", "orderLineId", "expireTime", "status", "scene", "productInfo"},
+}
+# Fields two interfaces share (authSync carries appId as applicationSync does).
+_SHARED = {"tenantSync": {"orderId"}, "basic": {"orderId"}}
+
+
+def check_interface(interface: str, body: dict) -> None:
+    own = _IDENTIFYING[interface] | _SHARED.get(interface, set())
+    foreign = sorted(f for other, fields in _IDENTIFYING.items() if other != interface
+                     for f in fields if f in body and f not in own)
+    if interface == "tenantSync" and "appId" in body:
+        foreign.append("appId")
+    if foreign:
+        raise invalid(f"body carries fields of another interface ({', '.join(foreign[:5])}); "
+                      f"this address takes {interface} calls")
+
+
 # --- fields ---------------------------------------------------------------------------------
 
 
@@ -97,6 +123,35 @@ def small_int(body: dict, name: str, allowed: tuple[int, ...], *, required: bool
     return number
 
 
+def choice(body: dict, name: str, allowed: tuple[str, ...], *, required: bool = True) -> str | None:
+    """One of a fixed set of words, case-insensitive (FREEZE, RENEWAL_CHANGE, ...)."""
+    value = text(body, name, required=required, max_len=max(map(len, allowed)) + 8)
+    if value is None:
+        return None
+    if value.upper() not in allowed:
+        raise invalid(f"{name} must be one of {', '.join(allowed)}")
+    return value.upper()
+
+
+def quantity(body: dict, name: str) -> int:
+    """A purchased quantity (linearValue): a whole number from 0 to 10^9, as a number or digits."""
+    value = body.get(name)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**9:
+        raise invalid(f"{name} must be a whole number from 0 to 1000000000")
+    return value
+
+
+def json_object(body: dict, name: str) -> dict:
+    value = body.get(name)
+    if value is None:
+        raise invalid(f"{name} is missing")
+    if not isinstance(value, dict):
+        raise invalid(f"{name} must be an object")
+    return value
+
+
 def test_flag(body: dict) -> bool:
     return small_int(body, "testFlag", (0, 1), required=False, default=0) == 1
 
@@ -104,13 +159,16 @@ def test_flag(body: dict) -> bool:
 def sync_time(body: dict, name: str) -> str:
     """yyyyMMddHHmmssSSS (UTC+8). Shorter forms are padded so they compare as text."""
     value = text(body, name, max_len=17)
-    if not value.isdigit() or not 14 <= len(value) <= 17:
+    if not value.isascii() or not value.isdigit() or not 14 <= len(value) <= 17:
         raise invalid(f"{name} must be yyyyMMddHHmmssSSS")
     return value.ljust(17, "0")
 
 
 def expire_time(body: dict, name: str) -> datetime:
+    """yyyyMMddHHmmss (UTC) as documented; Huawei's own example sends 17 digits (milliseconds)."""
     value = text(body, name, max_len=17)
+    if not value.isascii() or not value.isdigit() or len(value) not in (14, 17):
+        raise invalid(f"{name} must be yyyyMMddHHmmss (UTC)")
     try:
         return datetime.strptime(value[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
     except ValueError:
@@ -159,7 +217,7 @@ def json_list(body: dict, *names: str) -> tuple[str, list]:
 # --- domainName ---------------------------------------------------------------------------------
 
 
-def normalise_domain_name(value: str, *, allow_insecure: bool) -> str:
+def normalise_domain_name(value: str, *, allow_insecure: bool, allowed_networks=()) -> str:
     """`https://host[:port][/path]` without a trailing slash (spec §5.1, §11 U7)."""
     value = value.strip()
     if "://" not in value:

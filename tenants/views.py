@@ -11,14 +11,15 @@ from flask import Blueprint, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from common.clock import utcnow
+from common.metrics import SYNC_CALLS
 from extensions import db
 from keys import keyring
-from ops.metrics import SYNC_CALLS
 from tenants import services
-from tenants.audit import body_for_audit, record_sync_call
+from tenants.audit import body_for_audit, record_sync_call, unverified_summary
 from tenants.errors import ResultCode, SyncError, invalid
-from tenants.models import SyncCall, utcnow
-from tenants.parsing import parse_json_object
+from tenants.models import SyncCall
+from tenants.parsing import check_interface, parse_json_object
 from tenants.signing import body_sign_header, check_signature_headers, verify_basic_signature, verify_kit_signature
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ KIT_INTERFACES = ("tenantSync", "applicationSync", "authSync", "singleOrgSync", 
 def _kit_apply(interface: str, body: dict):
     cfg = current_app.config
     if interface == "tenantSync":
-        return services.apply_tenant_sync(body, allow_insecure_idp=cfg["ALLOW_INSECURE_IDP"])
+        return services.apply_tenant_sync(body, allow_insecure_idp=cfg["ALLOW_INSECURE_IDP"],
+                                          allowed_networks=cfg["IDP_ALLOWED_NETWORKS"])
     if interface == "applicationSync":
         keys = keyring()
         return services.apply_application_sync(body, private_key=keys.private_key, secret_box=keys.data)
@@ -42,13 +44,20 @@ def _kit_apply(interface: str, body: dict):
     return services.apply_all_org_sync(body)
 
 
-def _basic_apply(body: dict):
+def _activity(body: dict) -> str | None:
     activity = body.get("activity")
-    handler = services.BASIC_ACTIVITIES.get(activity) if isinstance(activity, str) else None
-    if handler is None:
+    return activity if isinstance(activity, str) and activity in services.BASIC_ACTIVITIES else None
+
+
+def _basic_apply(body: dict):
+    activity = _activity(body)
+    if activity is None:
         raise invalid(f"activity must be one of {', '.join(services.BASIC_ACTIVITIES)}")
+    handler = services.BASIC_ACTIVITIES[activity]
     if handler is services.query_instance:
         return handler(body, login_url_for=_login_url_for)
+    if handler is services.change_instance_check:
+        return handler(body, seats_count_users=current_app.config["SEATS_FROM_LINEAR_VALUE"])
     return handler(body)
 
 
@@ -83,9 +92,10 @@ def basic_call():
 
 
 def _handle(interface, *, keys, headers, verify, apply):
+    """The one envelope of every sync call: verify, apply, audit, answer (DESIGN invariants 2, 3, 11)."""
     cfg = current_app.config
     started = time.monotonic()
-    body, raw, verified, outcome, audited = None, b"", None, None, False
+    call = _Call(interface)
     signature, timestamp, nonce = headers
     try:
         if request.method != "POST":
@@ -93,55 +103,85 @@ def _handle(interface, *, keys, headers, verify, apply):
         if request.mimetype != "application/json":
             raise invalid("Content-Type must be application/json")
         try:
-            raw = request.get_data(cache=False)
+            call.raw = request.get_data(cache=False)
         except RequestEntityTooLarge:
             raise invalid(f"body is larger than {cfg['MAX_BODY_BYTES']} bytes") from None
         sig_headers = check_signature_headers(signature, timestamp, nonce, int(time.time() * 1000),
                                               cfg["SIGNATURE_WINDOW_SECONDS"] * 1000)
-        body = parse_json_object(raw, cfg["MAX_JSON_DEPTH"])
-        verified = verify(keys, sig_headers, timestamp, raw, body)
+        call.body = parse_json_object(call.raw, cfg["MAX_JSON_DEPTH"])
+        call.verified = verify(keys, sig_headers, timestamp, call.raw, call.body)
         if interface == "basic":
-            activity = body.get("activity")
-            interface = f"basic:{activity if activity in services.BASIC_ACTIVITIES else 'unknown'}"
-        services.record_nonce(nonce, cfg["NONCE_TTL_SECONDS"])
-        outcome = apply(body)
-        code, message, extra = ResultCode.SUCCESS, outcome.message, outcome.extra
+            call.interface = f"basic:{_activity(call.body) or 'unknown'}"
+        check_interface(interface.removeprefix("kit:"), call.body)
+        call.debug = _is_debug(call.body)
+        resend = services.claim_nonce(nonce, services.request_hash(call.interface, call.raw), cfg["NONCE_TTL_SECONDS"])
+        if resend is not None:
+            call.answer, call.resend = resend.answer, True
+        else:
+            call.outcome = apply(call.body)
+            call.answer = {"resultCode": ResultCode.SUCCESS, "resultMsg": call.outcome.message[:255],
+                           **call.outcome.extra}
+            services.remember_answer(nonce, call.answer)
         # The audit row commits with the change: one transaction, and no success without its record.
-        db.session.connection().execute(db.insert(SyncCall.__table__), _audit_fields(
-            interface, code, message, started, body, raw, nonce, verified, outcome) | {"created_at": utcnow()})
+        db.session.connection().execute(db.insert(SyncCall.__table__), _audit_fields(call, nonce, started)
+                                        | {"created_at": utcnow()})
         db.session.commit()
-        audited = True
+        call.audited = True
     except SyncError as exc:
         db.session.rollback()
-        code, message, extra = exc.code, exc.message, {}
+        call.answer = {"resultCode": exc.code, "resultMsg": exc.message[:255]}
     except SQLAlchemyError:
         db.session.rollback()
-        log.exception("sync_database_error interface=%s", interface)
-        code, message, extra = ResultCode.INTERNAL_ERROR, "internal error (database); please retry", {}
+        log.exception("sync_database_error interface=%s", call.interface)
+        call.answer = {"resultCode": ResultCode.INTERNAL_ERROR, "resultMsg": "internal error (database); please retry"}
     except Exception:  # the caller must get KooGallery JSON, never an HTML 500
         db.session.rollback()
-        log.exception("sync_unexpected_error interface=%s", interface)
-        code, message, extra = ResultCode.INTERNAL_ERROR, "internal error; please retry", {}
+        log.exception("sync_unexpected_error interface=%s", call.interface)
+        call.answer = {"resultCode": ResultCode.INTERNAL_ERROR, "resultMsg": "internal error; please retry"}
 
-    SYNC_CALLS.labels(interface, code).inc()
-    if not audited:  # refusals and failures: their own transaction, after the rollback
-        fields = _audit_fields(interface, code, message, started, body, raw, nonce, verified, None)
-        record_sync_call(**fields)
-    log.info("sync_call interface=%s result=%s tenant=%s duration_ms=%d reason=%r", interface, code,
-             outcome.tenant_id if outcome else _field(body, "tenantId"), (time.monotonic() - started) * 1000,
-             message if code != ResultCode.SUCCESS else "")
-    return _answer(code, message, extra, key=keys[0])
+    code = call.answer["resultCode"]
+    SYNC_CALLS.labels(call.interface, code).inc()
+    if not call.audited:  # refusals and failures: their own transaction, after the rollback
+        record_sync_call(**_audit_fields(call, nonce, started))
+    log.info("sync_call interface=%s result=%s tenant=%s debug=%s resend=%s duration_ms=%d reason=%r", call.interface,
+             code, _tenant_of(call), call.debug, call.resend, (time.monotonic() - started) * 1000,
+             call.answer["resultMsg"] if code != ResultCode.SUCCESS else "")
+    return _answer(call.answer, key=keys[0])
 
 
-def _audit_fields(interface, code, message, started, body, raw, nonce, verified, outcome) -> dict:
+class _Call:
+    """What one sync call has got to, for its audit row and its log line."""
+
+    def __init__(self, interface: str):
+        self.interface = interface
+        self.raw, self.body, self.verified, self.outcome = b"", None, None, None
+        self.answer: dict = {}
+        self.debug = self.resend = self.audited = False
+
+
+def _is_debug(body: dict) -> bool:
+    value = body.get("testFlag")
+    return value == 1 or (isinstance(value, str) and value.strip() == "1")
+
+
+def _tenant_of(call: _Call):
+    return call.outcome.tenant_id if call.outcome else _field(call.body, "tenantId")
+
+
+def _audit_fields(call: _Call, nonce, started) -> dict:
+    message = call.answer["resultMsg"]
+    if call.resend:
+        message = f"re-send: first answer repeated ({message})"
     return dict(
-        request_id=g.request_id, interface=interface,
-        tenant_id=outcome.tenant_id if outcome else _field(body, "tenantId"),
-        instance_id=outcome.instance_id if outcome else _field(body, "instanceId"),
-        nonce=(nonce or "")[:128] or None, result_code=code, result_msg=message[:255],
-        duration_ms=int((time.monotonic() - started) * 1000), remote_addr=(request.remote_addr or "")[:64],
-        signature_form=str(verified) if verified else None,
-        body=body_for_audit(body, raw, current_app.config["AUDIT_BODY_MAX_CHARS"]),
+        request_id=g.request_id, interface=call.interface, tenant_id=_tenant_of(call),
+        instance_id=call.outcome.instance_id if call.outcome else _field(call.body, "instanceId"),
+        nonce=(nonce or "")[:128] if call.verified else None, result_code=call.answer["resultCode"],
+        result_msg=message[:255], duration_ms=int((time.monotonic() - started) * 1000),
+        remote_addr=(request.remote_addr or "")[:64], signature_form=str(call.verified) if call.verified else None,
+        debug=call.debug,
+        # Anyone can post here: before the signature is verified only a fixed-size summary is kept.
+        body=(body_for_audit(call.body, call.raw, current_app.config["AUDIT_BODY_MAX_CHARS"]) if call.verified
+              else unverified_summary(call.raw)),
     )
 
 
@@ -154,13 +194,12 @@ def _answer_refusal(interface, error: SyncError, *, key):
     SYNC_CALLS.labels("kit:unknown", error.code).inc()
     record_sync_call(request_id=g.request_id, interface=interface, tenant_id=None, instance_id=None, nonce=None,
                      result_code=error.code, result_msg=error.message[:255], duration_ms=0,
-                     remote_addr=(request.remote_addr or "")[:64], signature_form=None, body=None)
-    return _answer(error.code, error.message, {}, key=key)
+                     remote_addr=(request.remote_addr or "")[:64], signature_form=None, debug=False, body=None)
+    return _answer({"resultCode": error.code, "resultMsg": error.message[:255]}, key=key)
 
 
-def _answer(code: str, message: str, extra: dict, *, key: str) -> Response:
-    payload = json.dumps({"resultCode": code, "resultMsg": message[:255], **extra},
-                         ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def _answer(answer: dict, *, key: str) -> Response:
+    payload = json.dumps(answer, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     response = Response(payload, status=200, mimetype="application/json")
     if current_app.config["BODY_SIGN"]:
         response.headers["Body-Sign"] = body_sign_header(key, payload)

@@ -14,13 +14,14 @@ from cryptography.fernet import Fernet
 from admin import accounts
 from admin.i18n import MESSAGES as ADMIN_MESSAGES
 from admin.models import AuditEntry, Operator, OperatorSession, SignInFailure
+from common.clock import utcnow
+from common.hashing import hash_token
 from extensions import db
 from keys import keyring
 from sso.i18n import MESSAGES as BRIDGE_MESSAGES
 from sso.models import UserSession
 from sso.oidc.models import BackchannelLogout, OidcClient
-from sso.sessions import hash_token
-from tenants.models import TenantApp, utcnow
+from tenants.models import TenantApp
 from tests import factories as f
 from tests.test_kit_sync import code_of, ok
 from tests.test_oidc import app_client, idp, register, signed_in, tokens_for  # noqa: F401  (fixtures)

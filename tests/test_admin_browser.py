@@ -12,10 +12,12 @@ import pytest
 import requests
 
 from app import create_app
+from common.clock import utcnow
+from common.hashing import hash_token
 from extensions import db
 from sso.models import UserSession
-from sso.sessions import SESSION_COOKIE, hash_token, sign_session_id
-from tenants.models import Tenant, TenantUser, utcnow
+from sso.sessions import SESSION_COOKIE, sign_session_id
+from tenants.models import Tenant, TenantUser
 from tests.conftest import _truncate_all
 from tests.servers import ROOT, start_bridge
 
@@ -63,7 +65,7 @@ def seeded(bridge, base_config, postgres_url):
         db.session.add(Tenant(tenant_id=TENANT, tenant_code="huashan", name="华山科技有限公司",
                               domain_name="https://idp.example.com/t/huashan", last_sync_ts="20260101000000000"))
         for user_name, name in (("zhangsan", "张三"), ("lisi", "李四")):
-            db.session.add(TenantUser(tenant_id=TENANT, user_name=user_name, name=name, last_sync_time="20260101000000000"))
+            db.session.add(TenantUser(tenant_id=TENANT, user_name=user_name, name=name, last_sync_ts="20260101000000000"))
         now = utcnow()
         db.session.add(UserSession(id_hash=hash_token(raw_id), tenant_id=TENANT, user_name="zhangsan", name="张三",
                                    created_at=now, last_seen_at=now, expires_at=now + timedelta(hours=1)))

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from common.clock import utcnow
 from extensions import db
+from sso.admission import instance_admits
 from tenants.models import Instance
 from tests import factories as f
 from tests.test_kit_sync import code_of, ok, rows
+
+
+def _admits(instance) -> bool:
+    return instance_admits(instance, utcnow())
 
 
 def test_new_instance_uses_first_business_id_and_is_idempotent_per_order_line(app, kg):
@@ -79,19 +85,19 @@ def test_refresh_with_bad_expire_time_changes_nothing(app, kg):
 def test_expired_instance_does_not_admit_logins(app, kg):
     ok(kg.basic(f.new_instance(businessId="i1")))
     ok(kg.basic({"activity": "refreshInstance", "instanceId": "i1", "expireTime": "20200101000000"}))
-    assert rows(app, Instance)[0].admits_logins() is False
+    assert _admits(rows(app, Instance)[0]) is False
 
 
 def test_freeze_unfreeze_release_change_what_login_admits(app, kg):
     ok(kg.basic(f.new_instance(businessId="i1")))
     ok(kg.basic({"activity": "updateInstanceStatus", "instanceId": "i1", "status": "FREEZE"}))
-    assert rows(app, Instance)[0].admits_logins() is False
+    assert _admits(rows(app, Instance)[0]) is False
     ok(kg.basic({"activity": "updateInstanceStatus", "instanceId": "i1", "status": "UNFREEZE"}))
-    assert rows(app, Instance)[0].admits_logins() is True
+    assert _admits(rows(app, Instance)[0]) is True
     for _ in range(2):  # a repeated release succeeds
         ok(kg.basic({"activity": "releaseInstance", "instanceId": "i1"}))
     instance = rows(app, Instance)[0]
-    assert instance.status == "RELEASED" and not instance.admits_logins()
+    assert instance.status == "RELEASED" and not _admits(instance)
     # Released is final: it cannot be unfrozen back to life.
     assert code_of(kg.basic({"activity": "updateInstanceStatus", "instanceId": "i1", "status": "UNFREEZE"})) == "000003"
 

@@ -150,7 +150,7 @@ def test_tenants_list_and_show(app, kg, runner, rsa_key):
     shown = runner.invoke(args=["tenants", "show", "huawei"]).output
     assert "inst-1" in shown and "ACTIVE" in shown
     assert "client NzZeWuiJa91dPSRdZQChMazIh13AW" in shown and "secret stored" in shown
-    assert "2 (1 may sign in)" in shown and "Departments  1" in shown
+    assert "2 (1 authorised and enabled)" in shown and "Departments  1" in shown
     assert "the-secret" not in shown
 
 

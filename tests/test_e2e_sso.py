@@ -7,9 +7,9 @@ import re
 
 import pytest
 
+from common.clock import utcnow
 from extensions import db
 from sso.models import UserSession
-from tenants.models import utcnow
 from tests.e2e import HUASHAN, Browser, csrf_of, query_of, stack_fixture, start_stack
 
 pytestmark = pytest.mark.live

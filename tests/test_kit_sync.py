@@ -220,7 +220,7 @@ def test_auth_sync_adds_users_with_profile(app, kg):
     users = {u.user_name: u for u in rows(app, TenantUser)}
     assert users["zhangsan01"].role == "admin" and users["zhangsan01"].name == "张三"
     assert users["lisi02"].employee_type == 2 and users["lisi02"].entry_date == "2020-1-2"
-    assert all(u.may_sign_in for u in users.values())
+    assert all(u.authorized and u.enabled and u.deleted_at is None for u in users.values())
 
 
 def test_auth_sync_user_list_as_json_string_is_accepted(app, kg):
@@ -232,7 +232,7 @@ def test_cancel_authorisation_keeps_the_record_but_revokes(app, kg):
     ok(kg.kit("authSync", f.auth_sync([f.user("u1")])))
     ok(kg.kit("authSync", f.auth_sync([{"userName": "u1"}], flag=3, currentSyncTime="20220421000000000")))
     [user] = rows(app, TenantUser)
-    assert user.authorized is False and user.deleted_at is None and not user.may_sign_in
+    assert user.authorized is False and user.deleted_at is None
 
 
 def test_delete_user_and_repeat(app, kg):
@@ -240,12 +240,12 @@ def test_delete_user_and_repeat(app, kg):
     for _ in range(2):
         ok(kg.kit("authSync", f.auth_sync([{"userName": "u1"}], flag=0, currentSyncTime="20220421000000000")))
     [user] = rows(app, TenantUser)
-    assert user.deleted_at is not None and not user.may_sign_in
+    assert user.deleted_at is not None
 
 
 def test_disabled_user_may_not_sign_in(app, kg):
     ok(kg.kit("authSync", f.auth_sync([f.user("u1", enable="false")])))
-    assert rows(app, TenantUser)[0].may_sign_in is False
+    assert rows(app, TenantUser)[0].enabled is False
 
 
 def test_older_auth_batch_does_not_overwrite_newer(app, kg):

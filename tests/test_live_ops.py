@@ -11,10 +11,10 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 import requests
 
+from common.clock import utcnow
 from extensions import db
 from keys import keyring
 from sso.models import UserSession
-from tenants.models import utcnow
 from tests.conftest import BASIC_KEY, DATA_KEY, KIT_KEY
 from tests.e2e import HUASHAN, PASSWORDS, Browser, csrf_of, stack_fixture
 from tests.factories import tenant_sync

@@ -9,10 +9,11 @@ from datetime import timedelta
 import pytest
 
 from app import create_app
+from common.clock import utcnow
 from extensions import db
 from ops.logs import JsonFormatter
 from sso.models import LoginState, UserSession
-from tenants.models import SeenNonce, SyncCall, utcnow
+from tenants.models import SeenNonce, SyncCall
 from tests import factories as f
 from tests.test_kit_sync import ok
 

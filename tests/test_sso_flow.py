@@ -11,10 +11,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import responses
 
+from common.clock import utcnow
 from extensions import db
 from keys.rsa import encrypt_client_secret
 from sso.models import LoginEvent, LoginState, UserSession
-from tenants.models import utcnow
 from tests import factories as f
 from tests.test_kit_sync import ok
 
@@ -25,6 +25,7 @@ SECRET = "client-secret-for-acme"
 
 @pytest.fixture
 def synced(kg, rsa_key):
+    ok(kg.basic(f.new_instance(businessId="inst-1")))  # the order the kit calls name
     ok(kg.kit("tenantSync", f.tenant_sync(tenantCode="acme", name="Acme 科技", domainName=IDP)))
     ok(kg.kit("applicationSync", f.application_sync(encrypt_client_secret(SECRET, rsa_key[0].public_key()),
                                                     clientId="acme-client")))
@@ -252,6 +253,7 @@ def test_frozen_instance_is_refused_and_unfreezing_admits_again(synced, client, 
 
 
 def test_tenant_without_app_credentials_is_explained(kg, client):
+    ok(kg.basic(f.new_instance(businessId="inst-1")))
     ok(kg.kit("tenantSync", f.tenant_sync(tenantCode="acme", domainName=IDP)))
     refused(client.get("/sso/login?tenant=acme"), "app_missing", 503)
 
@@ -263,6 +265,7 @@ def test_just_in_time_admission_when_configured_and_authsync_missing(make_app, r
     app = make_app(JIT_USERS=True)
     client = app.test_client()
     kg = KooGallery(client, KIT_KEY, BASIC_KEY)
+    ok(kg.basic(f.new_instance(businessId="inst-1")))
     ok(kg.kit("tenantSync", f.tenant_sync(tenantCode="acme", domainName=IDP)))
     ok(kg.kit("applicationSync", f.application_sync(encrypt_client_secret(SECRET, rsa_key[0].public_key()))))
     assert sign_in(client, idp, "newcomer").status_code == 302

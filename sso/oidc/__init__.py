@@ -6,7 +6,7 @@ from flask import Flask, g, has_request_context
 def init_app(app: Flask) -> None:
     from extensions import csrf
     from sso.oidc import models  # noqa: F401  (models register their tables)
-    from sso.oidc.backchannel import Deliverer, on_sessions_ended
+    from sso.oidc.backchannel import Deliverer
     from sso.oidc.cli import apps_cli
     from sso.oidc.server import init_server
     from sso.oidc.views import bp
@@ -26,10 +26,11 @@ def init_app(app: Flask) -> None:
             deliverer.notify()
         return response
 
-    if not getattr(sessions_ended, "_oidc_connected", False):
-        def queue_logouts(_sender, id_hashes, reason):
-            if on_sessions_ended(id_hashes) and has_request_context():
-                g.backchannel_queued = True
+    sessions_ended.connect(_queue_logouts)  # one connection per receiver, however many apps
 
-        sessions_ended.connect(queue_logouts, weak=False)
-        sessions_ended._oidc_connected = True
+
+def _queue_logouts(_sender, id_hashes, reason):
+    from sso.oidc.backchannel import on_sessions_ended
+
+    if on_sessions_ended(id_hashes) and has_request_context():
+        g.backchannel_queued = True

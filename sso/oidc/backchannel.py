@@ -18,12 +18,12 @@ import requests
 from flask import current_app
 from joserfc import jwt
 
+from common.clock import utcnow
 from extensions import db
 from keys.signing import active_signing_key
 from sso.models import UserSession
 from sso.oidc.models import BackchannelLogout, OidcAuthorizationCode, OidcClient, OidcToken
 from sso.oidc.server import issuer, revoke_tokens, session_sid, subject
-from tenants.models import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from authlib.integrations.sqla_oauth2 import OAuth2AuthorizationCodeMixin, OAuth
 from sqlalchemy import Column, DateTime, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from common.clock import utcnow
 from extensions import db
-from tenants.models import utcnow
 
 CODE_LIFETIME = 300
 

@@ -16,13 +16,14 @@ from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from flask import current_app, has_request_context, url_for
 
+from common.clock import utcnow
+from common.metrics import OIDC_TOKENS
 from extensions import db
 from keys.signing import active_signing_key
-from ops.metrics import OIDC_TOKENS
+from sso.admission import live_instance_of, session_refusal
 from sso.models import UserSession
 from sso.oidc.models import OidcAuthorizationCode, OidcClient, OidcToken, secret_hash
-from sso.sessions import session_block
-from tenants.models import Instance, Tenant, TenantInstance, utcnow
+from tenants.models import Tenant
 
 SCOPES = ("openid", "profile", "email", "phone", "koogallery")
 
@@ -58,7 +59,7 @@ class OidcUser:
 
 def user_for_session_hash(session_hash: str) -> OidcUser | None:
     user_session = db.session.get(UserSession, session_hash)
-    if user_session is None or session_block(user_session) is not None:
+    if user_session is None or session_refusal(user_session) is not None:
         return None
     return OidcUser(user_session)
 
@@ -77,17 +78,8 @@ def claims_for(user: OidcUser, scope: str) -> dict:
         tenant = db.session.get(Tenant, s.tenant_id)
         info.update(tenant=s.tenant_id, tenant_code=tenant.tenant_code if tenant else None,
                     tenant_name=tenant.name if tenant else None, role=s.role, org_code=s.org_code,
-                    org_name=s.org_name, instance_id=_instance_of(s.tenant_id))
+                    org_name=s.org_name, instance_id=live_instance_of(s.tenant_id))
     return {k: v for k, v in info.items() if v is not None}
-
-
-def _instance_of(tenant_id: str) -> str | None:
-    links = db.session.execute(db.select(TenantInstance.instance_id).filter_by(tenant_id=tenant_id)
-                               .order_by(TenantInstance.created_at.desc())).scalars().all()
-    if not links:
-        return None
-    live = db.session.execute(db.select(Instance).where(Instance.instance_id.in_(links))).scalars().all()
-    return next((i.instance_id for i in live if i.admits_logins()), links[0])
 
 
 # --- grants ---------------------------------------------------------------------------------------
@@ -235,21 +227,29 @@ class _BearerValidator(BearerTokenValidator):
             access_token=secret_hash(token_string))).scalar_one_or_none()
 
 
-authorization = AuthorizationServer()
+# The resource side holds no per-app state (the validator reads the current app's database), so
+# one protector serves every app; it is built once, at import, like the views that use it.
 require_oauth = ResourceProtector()
+require_oauth.register_token_validator(_BearerValidator())
+
+_SERVER_KEY = "oidc_authorization_server"
 
 
 def init_server(app) -> None:
+    """One AuthorizationServer per app, with its grants registered once."""
     def expires_in(client, grant_type):
         return app.config["OIDC_ACCESS_TOKEN_LIFETIME"]
 
     app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {})
-    authorization.init_app(app, query_client=_query_client, save_token=_save_token)
-    authorization.register_token_generator("default", _token_generator(expires_in))
-    authorization.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), BridgeOpenIDCode()])
-    authorization.register_grant(RefreshTokenGrant)
-    if not require_oauth._token_validators:
-        require_oauth.register_token_validator(_BearerValidator())
+    server = AuthorizationServer(app, query_client=_query_client, save_token=_save_token)
+    server.register_token_generator("default", _token_generator(expires_in))
+    server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), BridgeOpenIDCode()])
+    server.register_grant(RefreshTokenGrant)
+    app.extensions[_SERVER_KEY] = server
+
+
+def authorization_server() -> AuthorizationServer:
+    return current_app.extensions[_SERVER_KEY]
 
 
 def _token_generator(expires_in):

@@ -16,11 +16,19 @@ from wtforms import ValidationError
 
 from extensions import db
 from keys.signing import public_jwks
-from sso import services as sso_services
 from sso import sessions
 from sso.oidc.models import OidcClient
-from sso.oidc.server import SCOPES, OidcUser, authorization, claims_for, issuer, require_oauth, session_sid
-from sso.views import current_session
+from sso.oidc.server import (
+    SCOPES,
+    OidcUser,
+    authorization_server,
+    claims_for,
+    issuer,
+    require_oauth,
+    session_sid,
+    user_for_session_hash,
+)
+from sso.web import current_session
 
 bp = Blueprint("oidc", __name__)
 
@@ -88,12 +96,12 @@ def authorize():
         user_session = None  # the app asked for another company: sign in there
     user = OidcUser(user_session) if user_session is not None else None
     try:
-        grant = authorization.get_consent_grant(end_user=user)
+        grant = authorization_server().get_consent_grant(end_user=user)
     except OAuth2Error as error:
         return _authorize_error(error)
     if user is None:
         return _login_redirect(hint, request.full_path)
-    return authorization.create_authorization_response(grant=grant, grant_user=user)
+    return authorization_server().create_authorization_response(grant=grant, grant_user=user)
 
 
 def _same_tenant(tenant_id: str, hint: str) -> bool:
@@ -105,14 +113,14 @@ def _same_tenant(tenant_id: str, hint: str) -> bool:
 
 def _authorize_error(error: OAuth2Error):
     if error.redirect_uri:
-        return authorization.handle_error_response(request, error)
+        return authorization_server().handle_error_response(request, error)
     # No trustworthy redirect URI (unknown client, unregistered redirect): tell the person.
     return render_template("sso/oidc_error.html", error=error.error, description=error.description), 400
 
 
 @bp.post("/oidc/token")
 def token():
-    return authorization.create_token_response()
+    return authorization_server().create_token_response()
 
 
 @bp.route("/oidc/userinfo", methods=["GET", "POST"])
@@ -127,8 +135,6 @@ def userinfo():
 
 
 def _token_user(token):
-    from sso.oidc.server import user_for_session_hash
-
     return user_for_session_hash(token.session_hash)
 
 
@@ -159,11 +165,8 @@ def logout():
         # Without a valid hint anyone could link here: ask the person (CSRF-protected form).
         return render_template("sso/oidc_logout.html", params=values)
     if user_session is not None and (hint_claims is None or hint_claims.get("sid") == session_sid(user_session.id_hash)):
-        sessions.end_session(user_session, "rp_logout")
-        db.session.commit()
-        sso_services.record_login_event("logout", request_id=g.request_id, tenant_id=user_session.tenant_id,
-                                        user_name=user_session.user_name, detail=f"rp:{client.client_id if client else '-'}",
-                                        remote_addr=request.remote_addr)
+        sessions.sign_out(user_session, reason="rp_logout", request_id=g.request_id, remote_addr=request.remote_addr,
+                          detail=f"rp:{client.client_id if client else '-'}")
     if target:
         if values.get("state"):
             target += ("&" if "?" in target else "?") + urlencode({"state": values["state"]})

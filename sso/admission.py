@@ -1,0 +1,155 @@
+"""Who may sign in, and who may stay signed in (DESIGN invariant 5): the one home of the rule.
+
+The login, every signed-in request, the OIDC provider and the operator console all ask here.
+Facts come from `tenants.queries`; the decision and its reason (a code of sso.errors.REASONS) are
+made only in this module: one tenant rule, one user rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+
+from common.clock import aware, utcnow
+from sso.errors import LoginError
+from sso.models import UserSession
+from tenants import queries
+from tenants.models import Instance, InstanceStatus, Tenant, TenantUser
+
+# --- the tenant rule ------------------------------------------------------------------------------
+
+
+def instance_admits(instance: Instance, now: datetime) -> bool:
+    """An order admits logins while it is active and unexpired."""
+    if instance.status != InstanceStatus.ACTIVE:
+        return False
+    return instance.expire_time is None or aware(instance.expire_time) > now
+
+
+def tenant_refusal(tenant: Tenant | None, orders: list[tuple[str, Instance | None]], now: datetime) -> str | None:
+    """Why nobody of this tenant may sign in now, or None.
+
+    A tenant bound by no order (the seller's test credential) is admitted; so is debug data, whose
+    orders the marketplace's debug calls never change. Otherwise at least one order must admit
+    logins, and an order the bridge has no instance for admits nothing (fail closed: the operator
+    sees it as `instance_unknown`)."""
+    if tenant is None:
+        return "unknown_tenant"
+    if tenant.deleted_at is not None:
+        return "tenant_deleted"
+    if not orders or tenant.test_flag:
+        return None
+    if any(instance is not None and instance_admits(instance, now) for _, instance in orders):
+        return None
+    if all(instance is None for _, instance in orders):
+        return "instance_unknown"
+    return "instance_suspended"
+
+
+def seats_of(orders: list[tuple[str, Instance | None]], now: datetime) -> int | None:
+    """The seats bought by the tenant's live orders (None: not sold by seat)."""
+    counts = [i.seats for _, i in orders if i is not None and i.seats is not None and instance_admits(i, now)]
+    return sum(counts) if counts else None
+
+
+# --- the user rule --------------------------------------------------------------------------------
+
+
+def user_refusal(tenant: Tenant, user: TenantUser | None, *, jit: bool, seats: int | None) -> str | None:
+    """Why this user may not sign in, or None. `jit`: admit users not (yet) in authSync."""
+    if user is None or user.deleted_at is not None:
+        return None if jit else "not_authorised"
+    if not user.authorized:
+        return "not_authorised"
+    if not user.enabled:
+        return "user_disabled"
+    if user.test_flag and not tenant.test_flag:
+        return "not_authorised"  # debug data never admits anyone to a production tenant
+    if seats is not None and queries.authorised_before(user) >= seats:
+        return "seats_exceeded"
+    return None
+
+
+def _jit_allowed(tenant: Tenant) -> bool:
+    return bool(current_app.config["JIT_USERS"]) and queries.user_count(tenant.tenant_id) == 0
+
+
+def _seats_enforced(orders, now) -> int | None:
+    return seats_of(orders, now) if current_app.config["SEATS_FROM_LINEAR_VALUE"] else None
+
+
+# --- what the callers ask -------------------------------------------------------------------------
+
+
+def check_tenant(tenant: Tenant | None, now: datetime | None = None) -> None:
+    """Before a login starts and before a code is exchanged."""
+    reason = tenant_refusal(tenant, queries.orders_of(tenant.tenant_id) if tenant else [], now or utcnow())
+    if reason:
+        raise LoginError(reason, tenant_id=tenant.tenant_id if tenant else None)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    user: TenantUser | None  # None: admitted just in time (no authSync row)
+    jit: bool
+
+
+def admit_user(tenant: Tenant, user_name: str, centre_tenant: str | None) -> Admitted:
+    """After the code exchange: the centre's word on who this is, against what KooGallery said."""
+    check_centre_tenant(tenant, centre_tenant, user_name)
+    now = utcnow()
+    reason = tenant_refusal(tenant, orders := queries.orders_of(tenant.tenant_id), now)
+    if reason:
+        raise LoginError(reason, tenant_id=tenant.tenant_id, user_name=user_name)
+    user = queries.user(tenant.tenant_id, user_name)
+    jit = (user is None or user.deleted_at is not None) and _jit_allowed(tenant)
+    reason = user_refusal(tenant, user, jit=jit, seats=_seats_enforced(orders, now))
+    if reason:
+        raise LoginError(reason, f"user {user_name!r}", tenant_id=tenant.tenant_id, user_name=user_name)
+    return Admitted(None if jit else user, jit)
+
+
+def check_centre_tenant(tenant: Tenant, centre_tenant: str | None, user_name: str) -> None:
+    """The centre documents userinfo `tenant` as the enterprise's domainId; the bridge expects the
+    tenantId of the callback, or the documented alternative the operator chose."""
+    if centre_tenant is None:
+        if not current_app.config["USERINFO_TENANT_OPTIONAL"]:
+            raise LoginError("tenant_missing", "userinfo has no tenant", tenant_id=tenant.tenant_id,
+                             user_name=user_name)
+        return
+    accepted = {tenant.tenant_id}
+    if current_app.config["USERINFO_TENANT_MATCH"] == "tenant_code" and tenant.tenant_code:
+        accepted.add(tenant.tenant_code)
+    if centre_tenant not in accepted:
+        raise LoginError("tenant_mismatch", f"userinfo tenant {centre_tenant!r}, callback tenant "
+                         f"{tenant.tenant_id!r}", tenant_id=tenant.tenant_id, user_name=user_name)
+
+
+def session_refusal(user_session: UserSession, now: datetime | None = None) -> str | None:
+    """Why this session may not be used any more, or None. Checked on every signed-in request, so
+    a revocation takes effect even if its signal was missed."""
+    now = now or utcnow()
+    if user_session.ended_at is not None:
+        return user_session.end_reason or "ended"
+    if aware(user_session.expires_at) <= now:
+        return "expired"
+    if aware(user_session.last_seen_at) + timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"]) <= now:
+        return "idle"
+    tenant = queries.tenant(user_session.tenant_id)
+    orders = queries.orders_of(user_session.tenant_id) if tenant else []
+    reason = tenant_refusal(tenant, orders, now)
+    if reason:
+        return reason
+    user = queries.user(user_session.tenant_id, user_session.user_name)
+    if user_refusal(tenant, user, jit=user_session.jit, seats=_seats_enforced(orders, now)):
+        return "user_revoked"
+    return None
+
+
+def live_instance_of(tenant_id: str, now: datetime | None = None) -> str | None:
+    """The order a signed-in user is using: the newest one that admits logins, else the newest."""
+    orders = queries.orders_of(tenant_id)
+    now = now or utcnow()
+    return next((iid for iid, i in orders if i is not None and instance_admits(i, now)),
+                orders[0][0] if orders else None)
