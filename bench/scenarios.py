@@ -17,7 +17,7 @@ import requests
 from bench.loadgen import Phase, VirtualUser, build_request, run_closed_loop, run_threads
 from bench.procs import ProcessGroup, Sampler
 from bench.stack import HOST, Stack
-from tests.koogallery import kit_headers
+from devtools.koogallery import kit_headers
 
 CST = timezone(timedelta(hours=8))  # KooGallery's timeStamp is UTC+8
 LOGIN_ACCOUNTS = [("huashan", "zhangsan"), ("huashan", "lisi"), ("xihu", "chenjing"), ("xihu", "lisi")]

@@ -1,4 +1,4 @@
-"""The servers under test, on 127.0.0.1 only: a throwaway PostgreSQL (tests/pg.py), the bridge under
+"""The servers under test, on 127.0.0.1 only: a throwaway PostgreSQL (devtools/pg.py), the bridge under
 gunicorn with the shipped gunicorn.conf.py, and the KooGallery simulator under gunicorn, seeded
 through its own `sim sync` (the real signed endpoints). Everything started here is stopped by
 `Stack.stop()`; servers also get SIGTERM if this process dies (PR_SET_PDEATHSIG)."""
@@ -21,7 +21,7 @@ import requests
 from cryptography.fernet import Fernet
 
 from bench.procs import ProcessGroup, wait_for
-from tests.pg import PostgresCluster, find_pg_bin, free_port
+from devtools.pg import PostgresCluster, find_pg_bin, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
