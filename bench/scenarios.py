@@ -64,8 +64,8 @@ class Bench:
     def _groups(self) -> tuple[ProcessGroup, list[ProcessGroup]]:
         workers = self.stack.bridge.workers()
         groups = [workers, self.stack.simulator.workers()]
-        pg = self.stack.postgres()
-        return workers, groups + ([pg] if pg else [])
+        extra = [g for g in (self.stack.postgres(), self.stack.pgbouncer()) if g is not None]
+        return workers, groups + extra
 
     def measure(self, name: str, concurrency: int, inputs, operation, *, setup=None, threads: bool = False,
                 floor: str | None = None, note: str = "") -> dict:

@@ -181,7 +181,9 @@ def complete_login(tenant_id: str, code: str, *, redirect_uri: str, code_verifie
 
 def refresh_tokens(tenant_id: str, refresh_token: str) -> Tokens:
     tenant = db.session.get(Tenant, tenant_id)
-    return auth_centre().refresh(client_for(tenant), refresh_token)
+    client = client_for(tenant)
+    db.session.commit()  # no transaction (behind PgBouncer: no server connection) held across the call
+    return auth_centre().refresh(client, refresh_token)
 
 
 def _text(info: dict, name: str, max_len: int) -> str | None:
