@@ -54,6 +54,10 @@ def register_extensions(app: Flask) -> None:
     engine_options = {"pool_pre_ping": True}
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         engine_options = {"connect_args": {"timeout": 30}}
+    elif str(app.config.get("DATABASE_PGBOUNCER")).strip().lower() in ("true", "1", "yes", "on"):
+        # Transaction pooling: a prepared statement would live on a server connection the next
+        # transaction may not get. psycopg 3 prepares nothing with prepare_threshold=None.
+        engine_options["connect_args"] = {"prepare_threshold": None}
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS)

@@ -67,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--output", default=str(Path(__file__).resolve().parent / "results.json"))
     p.add_argument("--profile", dest="profile_dir", metavar="DIR",
                    help="profile the bridge's workers with py-spy during each timed phase; stacks and summaries in DIR")
+    p.add_argument("--pgbouncer", type=int, metavar="POOL", default=None,
+                   help="put PgBouncer (transaction pooling, this pool size) between the bridge and PostgreSQL")
     p.add_argument("--keep-logs", action="store_true", help="keep the temporary folder with the servers' logs")
     args = p.parse_args(argv)
     if args.duration + args.warmup > 45:
@@ -127,7 +129,7 @@ def main(argv=None) -> int:
     started = time.monotonic()
     stack = Stack(workers=args.workers, threads=args.threads, sim_workers=args.sim_workers,
                   sim_threads=args.sim_threads, access_log=not args.no_access_log, log_level=args.log_level,
-                  keep_dir=args.keep_logs,
+                  keep_dir=args.keep_logs, pgbouncer_pool=args.pgbouncer,
                   extra_settings=dict(item.split("=", 1) for item in args.bridge_settings))
     bench = Bench(stack, opts, log=lambda m: print(m, flush=True))
     memory_end: dict[str, list[dict]] = {}

@@ -17,7 +17,7 @@ import requests
 from bench.loadgen import Phase, VirtualUser, build_request, run_closed_loop, run_threads
 from bench.procs import ProcessGroup, Sampler
 from bench.stack import HOST, Stack
-from tests.koogallery import kit_headers
+from devtools.koogallery import kit_headers
 
 CST = timezone(timedelta(hours=8))  # KooGallery's timeStamp is UTC+8
 LOGIN_ACCOUNTS = [("huashan", "zhangsan"), ("huashan", "lisi"), ("xihu", "chenjing"), ("xihu", "lisi")]
@@ -64,8 +64,8 @@ class Bench:
     def _groups(self) -> tuple[ProcessGroup, list[ProcessGroup]]:
         workers = self.stack.bridge.workers()
         groups = [workers, self.stack.simulator.workers()]
-        pg = self.stack.postgres()
-        return workers, groups + ([pg] if pg else [])
+        extra = [g for g in (self.stack.postgres(), self.stack.pgbouncer()) if g is not None]
+        return workers, groups + extra
 
     def measure(self, name: str, concurrency: int, inputs, operation, *, setup=None, threads: bool = False,
                 floor: str | None = None, note: str = "") -> dict:

@@ -1,4 +1,4 @@
-"""The servers under test, on 127.0.0.1 only: a throwaway PostgreSQL (tests/pg.py), the bridge under
+"""The servers under test, on 127.0.0.1 only: a throwaway PostgreSQL (devtools/pg.py), the bridge under
 gunicorn with the shipped gunicorn.conf.py, and the KooGallery simulator under gunicorn, seeded
 through its own `sim sync` (the real signed endpoints). Everything started here is stopped by
 `Stack.stop()`; servers also get SIGTERM if this process dies (PR_SET_PDEATHSIG)."""
@@ -21,7 +21,7 @@ import requests
 from cryptography.fernet import Fernet
 
 from bench.procs import ProcessGroup, wait_for
-from tests.pg import PostgresCluster, find_pg_bin, free_port
+from devtools.pg import PgBouncer, PostgresCluster, find_pg_bin, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -93,7 +93,8 @@ class Stack:
     """PostgreSQL + bridge + simulator. Build with `Stack(options).start()`; always `stop()`."""
 
     def __init__(self, *, workers: int, threads: int, sim_workers: int, sim_threads: int, access_log: bool,
-                 log_level: str, keep_dir: bool = False, extra_settings: dict | None = None):
+                 log_level: str, keep_dir: bool = False, extra_settings: dict | None = None,
+                 pgbouncer_pool: int | None = None):
         self.workers, self.threads = workers, threads
         self.sim_workers, self.sim_threads = sim_workers, sim_threads
         self.access_log, self.log_level, self.keep_dir = access_log, log_level, keep_dir
@@ -104,6 +105,11 @@ class Stack:
         shm = Path("/dev/shm")
         self.sim_dir = Path(tempfile.mkdtemp(prefix="bridge-bench-sim-", dir=shm if shm.is_dir() else None))
         self.cluster: PostgresCluster | None = None
+        # With a pool size: the bridge reaches PostgreSQL through PgBouncer (transaction pooling).
+        self.pgbouncer_pool = pgbouncer_pool
+        self.bouncer: PgBouncer | None = None
+        if pgbouncer_pool:
+            self.extra_settings["DATABASE_PGBOUNCER"] = "true"
         self.bridge: Server | None = None
         self.simulator: Server | None = None
         self.sim_app = None
@@ -135,6 +141,9 @@ class Stack:
         self.pg_port = self.cluster.port
         self.cluster.start()
         self.database_url = self.cluster.create_database("bridge_bench")
+        if self.pgbouncer_pool:
+            self.bouncer = PgBouncer(self.cluster, pool_size=self.pgbouncer_pool).start()
+            self.database_url = self.bouncer.url("bridge_bench")
         self.flask("db", "upgrade")
         self.start_bridge("direct")
         self.start_simulator()
@@ -233,6 +242,9 @@ class Stack:
                 except Exception as exc:  # noqa: BLE001 - keep stopping the rest
                     print(f"bench: stopping {server.name}: {exc}", file=sys.stderr)
         self.bridge = self.simulator = None
+        if self.bouncer is not None:
+            self.bouncer.stop()
+            self.bouncer = None
         if self.cluster is not None:
             self.cluster.stop()
             self.cluster = None
@@ -248,3 +260,8 @@ class Stack:
         except (OSError, ValueError, IndexError):
             return None
         return ProcessGroup("postgres", pid, include_parent=True)
+
+    def pgbouncer(self) -> ProcessGroup | None:
+        if self.bouncer is None or self.bouncer.process is None:
+            return None
+        return ProcessGroup("pgbouncer", self.bouncer.process.pid, include_parent=True)

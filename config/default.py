@@ -11,6 +11,11 @@ PUBLIC_URL = None
 
 # SQLAlchemy URL. None means SQLite in the instance folder (instance/bridge.sqlite).
 DATABASE_URL = None
+# DATABASE_URL points at PgBouncer in transaction-pooling mode (docs/scale-out.md): each
+# transaction may run on another server connection, so psycopg's server-side prepared statements
+# are turned off (prepare_threshold=None). The bridge keeps no other session state (no SET, no
+# session advisory locks, no LISTEN, no temporary tables). Ignored for SQLite.
+DATABASE_PGBOUNCER = False
 
 # Signed-call checks (spec §3.2): accepted clock difference, and how long a nonce is remembered.
 # A nonce must outlive the window on both sides, so it can never be replayed inside it.

@@ -12,7 +12,7 @@ from app import create_app
 from extensions import db
 from keys.rsa import generate_private_key, write_private_key
 from tests.koogallery import KooGallery
-from tests.pg import PostgresCluster, find_pg_bin
+from tests.pg import PgBouncer, PostgresCluster, find_pg_bin, find_pgbouncer
 
 KIT_KEY = "kit-access-key-0123456789"
 BASIC_KEY = "basic-access-key-0123456789"
@@ -70,6 +70,7 @@ def base_config(rsa_key, tmp_path_factory):
         "LOG_LEVEL": "WARNING",
         "COOKIE_SECURE": False,
         "OIDC_BACKCHANNEL_DELIVERY": "cron",
+        "DATABASE_PGBOUNCER": VIA_PGBOUNCER,
     }
 
 
@@ -98,10 +99,37 @@ def postgres():
 
 
 @pytest.fixture(scope="session")
-def postgres_url(postgres, base_config):
+def postgres_url(request, postgres, base_config):
     url = os.environ.get("TEST_DATABASE_URL") or postgres.create_database("bridge_test")
+    if VIA_PGBOUNCER:
+        url = request.getfixturevalue("pgbouncer").url("bridge_test")
     _migrate(base_config, url)
     return url
+
+
+# --- PgBouncer -------------------------------------------------------------------------------------
+# TEST_VIA_PGBOUNCER=1: every PostgreSQL test and live server reaches the database through PgBouncer
+# in transaction-pooling mode, as the scale-out deployment does (docs/scale-out.md).
+VIA_PGBOUNCER = os.environ.get("TEST_VIA_PGBOUNCER") == "1"
+
+
+def require_pgbouncer() -> None:
+    """Skip without pgbouncer, or fail where the run requires PostgreSQL (CI) or PgBouncer."""
+    if find_pgbouncer() is None:
+        if _postgres_required() or VIA_PGBOUNCER:
+            pytest.fail("pgbouncer not found (apt-get install pgbouncer), and this run requires it")
+        pytest.skip("pgbouncer not installed (apt-get install pgbouncer)")
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres):
+    """PgBouncer (pool_mode = transaction) in front of the session's PostgreSQL."""
+    if postgres is None:
+        pytest.skip("TEST_DATABASE_URL is set: there is no harness PostgreSQL to put PgBouncer in front of")
+    require_pgbouncer()
+    bouncer = PgBouncer(postgres, pool_size=20).start()
+    yield bouncer
+    bouncer.stop()
 
 
 @pytest.fixture(scope="session")

@@ -62,6 +62,8 @@ def bridge_env(config: dict, database_url: str, **extra) -> dict:
     env["BRIDGE_DATA_KEYS"] = ",".join(config["DATA_KEYS"])
     env["BRIDGE_DATABASE_URL"] = database_url
     env["BRIDGE_LOG_LEVEL"] = "WARNING"
+    if config.get("DATABASE_PGBOUNCER"):
+        env["BRIDGE_DATABASE_PGBOUNCER"] = "true"
     env.update({f"BRIDGE_{k}": str(v) for k, v in extra.items()})
     return env
 
