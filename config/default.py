@@ -25,8 +25,9 @@ MAX_AUTH_SYNC_USERS = 500
 # Add the V1-style `Body-Sign` header to every sync answer (harmless for V2, spec §3.4/§11 U3).
 BODY_SIGN = True
 
-# Allow http:// and private/loopback authentication-centre hosts in tenantSync.domainName.
-# Only for the local simulator; never in production.
+# Allow http:// and private/loopback authentication-centre hosts in tenantSync.domainName and on
+# connect (common/addresses.py is then skipped). Only for the local simulator; never in production.
+# To reach one internal network in production use IDP_ALLOWED_NETWORKS instead.
 ALLOW_INSECURE_IDP = False
 
 # RSA private key that decrypts applicationSync.clientSecret (`flask keys generate` writes it).
@@ -63,6 +64,18 @@ IDP_USE_PKCE = True
 IDP_CONNECT_TIMEOUT = 3
 IDP_READ_TIMEOUT = 5
 IDP_POOL_SIZE = 10
+# Every call to an authentication centre ends within this many seconds, connect and all reads included.
+IDP_TOTAL_TIMEOUT = 5
+# Largest answer read from an authentication centre, counted after decompression (bytes).
+IDP_MAX_RESPONSE_BYTES = 64 * 1024
+# Calls in flight to one tenant's centre, per bridge process; more are refused at once (idp_busy).
+IDP_MAX_CONCURRENT_PER_TENANT = 4
+# Consecutive failures (timeouts, unreachable, 5xx, garbage) after which a centre host is not called ...
+IDP_CIRCUIT_FAILURES = 5
+# ... for this many seconds; then one trial call decides (idp_circuit_open meanwhile).
+IDP_CIRCUIT_COOLDOWN_SECONDS = 30
+# Non-public networks (CIDRs) authentication centres may be in, e.g. ["100.64.0.0/10"] for Huawei Cloud internal.
+IDP_ALLOWED_NETWORKS = []
 
 # Sessions: idle and absolute lifetimes; refresh the IdP access token this long before it expires.
 SESSION_IDLE_MINUTES = 60

@@ -8,7 +8,7 @@ import hmac
 import os
 
 from flask import Blueprint, Response, current_app, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
@@ -23,6 +23,15 @@ AUTH_CENTRE_SECONDS = Histogram("bridge_auth_centre_request_seconds",
                                 "Outbound calls to tenants' authentication centres",
                                 ["host", "call", "outcome"],
                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+# Circuit state is per worker process; "livemax" reports a host as open while any live worker has it open.
+AUTH_CENTRE_CIRCUIT_OPEN = Gauge("bridge_auth_centre_circuit_open",
+                                 "1 while calls to an authentication-centre host are suspended after repeated failures",
+                                 ["host"], multiprocess_mode="livemax")
+AUTH_CENTRE_CIRCUIT_OPENED = Counter("bridge_auth_centre_circuit_opened_total",
+                                     "Times the circuit to an authentication-centre host opened", ["host"])
+AUTH_CENTRE_REFUSED = Counter("bridge_auth_centre_calls_refused_total",
+                              "Calls to authentication centres not made: busy (tenant's concurrency limit) or "
+                              "circuit_open", ["host", "reason"])
 OIDC_TOKENS = Counter("bridge_oidc_tokens_issued_total", "Tokens issued to SaaS apps, by grant type", ["grant_type"])
 
 

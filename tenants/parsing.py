@@ -4,12 +4,12 @@ a JSON string, `orgName`/`OrgName`/`name`)."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from common import addresses
 from tenants.errors import invalid
 
 _CONFLICT = object()
@@ -186,10 +186,8 @@ def normalise_domain_name(value: str, *, allow_insecure: bool) -> str:
 
 
 def _is_internal_host(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost") or host.endswith(".internal"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not address.is_global
+    """The bridge-wide public-address policy (common/addresses.py), with the operator's allow-list."""
+    from flask import current_app, has_app_context
+
+    allowed = current_app.config.get("IDP_ALLOWED_NETWORKS", ()) if has_app_context() else ()
+    return addresses.host_refusal(host, addresses.parse_networks(allowed)) is not None
