@@ -178,7 +178,7 @@ class _HostsNames:
 _hosts = _HostsNames()
 
 
-def host_refusal(host: str, allowed: Iterable[IPNetwork] = (), *, hosts_file: str = HOSTS_FILE) -> str | None:
+def host_refusal(host: str, allowed: Iterable[IPNetwork] = (), *, hosts_file: str | None = None) -> str | None:
     """Why a host (name or literal, as in a URL) must not be called, judged without DNS; None if
     it may be (a name must still have each resolved address checked with `address_refusal`)."""
     name = (host or "").strip().lower()
@@ -195,6 +195,7 @@ def host_refusal(host: str, allowed: Iterable[IPNetwork] = (), *, hosts_file: st
         return f"{name!r} is a single-label name (resolved through local search domains)"
     if name in _LOCAL_NAMES or name.endswith(_LOCAL_SUFFIXES):
         return f"{name!r} is a local or internal name"
+    hosts_file = hosts_file or HOSTS_FILE
     if name in _hosts.names(hosts_file):
         return f"{name!r} is listed in {hosts_file}"
     return None
