@@ -226,14 +226,15 @@ class CheckedAddressAdapter(HTTPAdapter):
 
 
 class CircuitBreaker:
-    """Per authentication-centre host (scheme://host:port): after `threshold` consecutive failures
+    """Per authentication-centre host (host[:port]): after `threshold` consecutive failures
     no call is made for `cooldown` seconds; then one trial call goes through (half-open), and its
     outcome closes the circuit or opens it again. State is per process (each gunicorn worker
     learns on its own, which costs at most `threshold` failed calls per worker)."""
 
-    def __init__(self, threshold: int, cooldown: float):
+    def __init__(self, threshold: int, cooldown: float, clock=time.monotonic):
         self.threshold = max(1, int(threshold))
         self.cooldown = float(cooldown)
+        self.clock = clock
         self._lock = threading.Lock()
         self._failures: dict[str, int] = {}
         self._open_until: dict[str, float] = {}
@@ -241,7 +242,7 @@ class CircuitBreaker:
 
     def admit(self, host: str) -> bool:
         """True if this call is the half-open trial; AuthCentreError(circuit_open) if refused."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             until = self._open_until.get(host)
             if until is None:
@@ -274,7 +275,7 @@ class CircuitBreaker:
             failures = self._failures[host] = self._failures.get(host, 0) + 1
             if trial or failures >= self.threshold:
                 was_open = host in self._open_until
-                self._open_until[host] = time.monotonic() + self.cooldown
+                self._open_until[host] = self.clock() + self.cooldown
                 if not was_open:
                     AUTH_CENTRE_CIRCUIT_OPEN.labels(host).set(1)
                     AUTH_CENTRE_CIRCUIT_OPENED.labels(host).inc()
@@ -446,7 +447,7 @@ class AuthCentreClient:
     def _call(self, what: str, domain_name: str, fn):
         parts = urlsplit(domain_name)
         host = parts.netloc
-        circuit_key = f"{parts.scheme}://{parts.netloc}"
+        circuit_key = host  # host[:port]: what fails together
         try:
             trial = self.circuit.admit(circuit_key)
         except AuthCentreError as exc:

@@ -61,6 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
         if spec is None or endpoint not in ("token", "userinfo"):
             return self._json(404, {"error": "not_found"})
         centre._hit(tenant, endpoint)
+        centre.host_headers.append(self.headers.get("Host"))
         behaviour = spec[endpoint]
         if behaviour == "good":
             if endpoint == "token":
@@ -173,16 +174,28 @@ class HostileCentre:
         self._hits: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._server: _Server | None = None
+        self.host_headers: list[str] = []
+        self.server_names: list[str | None] = []  # SNI seen, when serving TLS
+        self.scheme = "http"
 
-    def start(self) -> HostileCentre:
+    def start(self, *, tls: tuple[str, str] | None = None) -> HostileCentre:
+        """tls: (certificate chain file, key file) to serve HTTPS instead."""
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.centre = self
+        if tls:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            context.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
         return self
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return f"{self.scheme}://127.0.0.1:{self._server.server_port}"
 
     @property
     def port(self) -> int:
