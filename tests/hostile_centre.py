@@ -29,10 +29,11 @@ BEHAVIOURS = ("good", "drip", "hang", "bomb", "huge", "malformed", "deep", "redi
 MAX_STALL_SECONDS = 60  # no drip or hang outlives this, whatever the client does
 
 
-def gzip_bomb(inflated_bytes: int) -> bytes:
-    """Concatenated gzip members of zeros (valid gzip): ~1 KB per MiB inflated, built in a blink."""
-    member = gzip.compress(bytes(10 << 20), 9)
-    return member * max(1, inflated_bytes // (10 << 20))
+def gzip_bomb(inflated_bytes: int, user_name: str = "alice") -> bytes:
+    """A valid userinfo JSON object padded with whitespace to `inflated_bytes`, as concatenated gzip
+    members (valid gzip, ~1 KB per MiB inflated, built in a blink): read whole, it signs in."""
+    padding = gzip.compress(b" " * (10 << 20), 9) * max(1, inflated_bytes // (10 << 20))
+    return gzip.compress(json.dumps({"userName": user_name})[:-1].encode()) + padding + gzip.compress(b"}")
 
 
 class _Handler(BaseHTTPRequestHandler):
