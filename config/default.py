@@ -30,8 +30,9 @@ MAX_AUTH_SYNC_USERS = 500
 # Add the V1-style `Body-Sign` header to every sync answer (harmless for V2, spec §3.4/§11 U3).
 BODY_SIGN = True
 
-# Allow http:// and private/loopback authentication-centre hosts in tenantSync.domainName.
-# Only for the local simulator; never in production.
+# Allow http:// and private/loopback authentication-centre hosts in tenantSync.domainName and on
+# connect (common/addresses.py is then skipped). Only for the local simulator; never in production.
+# To reach one internal network in production use IDP_ALLOWED_NETWORKS instead.
 ALLOW_INSECURE_IDP = False
 
 # RSA private key that decrypts applicationSync.clientSecret (`flask keys generate` writes it).
@@ -68,6 +69,18 @@ IDP_USE_PKCE = True
 IDP_CONNECT_TIMEOUT = 3
 IDP_READ_TIMEOUT = 5
 IDP_POOL_SIZE = 10
+# Every call to an authentication centre ends within this many seconds, connect and all reads included.
+IDP_TOTAL_TIMEOUT = 5
+# Largest answer read from an authentication centre, counted after decompression (bytes).
+IDP_MAX_RESPONSE_BYTES = 64 * 1024
+# Calls in flight to one tenant's centre, per bridge process; more are refused at once (idp_busy).
+IDP_MAX_CONCURRENT_PER_TENANT = 4
+# Consecutive failures (timeouts, unreachable, 5xx, garbage) after which a centre host is not called ...
+IDP_CIRCUIT_FAILURES = 5
+# ... for this many seconds; then one trial call decides (idp_circuit_open meanwhile).
+IDP_CIRCUIT_COOLDOWN_SECONDS = 30
+# Non-public networks (CIDRs) authentication centres may be in, e.g. ["100.64.0.0/10"] for Huawei Cloud internal.
+IDP_ALLOWED_NETWORKS = []
 
 # Sessions: idle and absolute lifetimes; refresh the IdP access token this long before it expires.
 SESSION_IDLE_MINUTES = 60
@@ -124,9 +137,6 @@ SEATS_FROM_LINEAR_VALUE = False
 # How long a released instance's users, departments and sessions are kept before `flask maintenance
 # run` purges them (the marketplace asks that a frozen instance's data be kept 15 days).
 RELEASED_DATA_RETENTION_DAYS = 15
-# Networks (CIDRs) an authentication centre may resolve to besides public addresses, e.g.
-# Huawei Cloud's internal 100.64.0.0/10. Plain http stays local-only (ALLOW_INSECURE_IDP).
-IDP_ALLOWED_NETWORKS = []
 
 # userinfo `tenant` is documented as the enterprise's domainId: "tenant_id" admits only the
 # callback's tenantId; "tenant_code" also accepts the tenant's tenantCode. A userinfo without

@@ -2,6 +2,7 @@
 
 from flask import Flask
 
+from config import ConfigError
 from sso.auth_centre import AuthCentreClient
 
 
@@ -10,9 +11,18 @@ def init_app(app: Flask) -> None:
     from sso.views import bp
     from tenants.signals import access_changed, centre_moved
 
-    app.extensions["auth_centre_client"] = AuthCentreClient(
-        app.config["IDP_CONNECT_TIMEOUT"], app.config["IDP_READ_TIMEOUT"], app.config["IDP_POOL_SIZE"],
-        allow_private=app.config["ALLOW_INSECURE_IDP"])
+    cfg = app.config
+    try:
+        app.extensions["auth_centre_client"] = AuthCentreClient(
+            float(cfg["IDP_CONNECT_TIMEOUT"]), float(cfg["IDP_READ_TIMEOUT"]), int(cfg["IDP_POOL_SIZE"]),
+            allow_private=cfg["ALLOW_INSECURE_IDP"], total_timeout=float(cfg["IDP_TOTAL_TIMEOUT"]),
+            max_response_bytes=int(cfg["IDP_MAX_RESPONSE_BYTES"]),
+            max_concurrent_per_tenant=int(cfg["IDP_MAX_CONCURRENT_PER_TENANT"]),
+            circuit_failures=int(cfg["IDP_CIRCUIT_FAILURES"]),
+            circuit_cooldown=float(cfg["IDP_CIRCUIT_COOLDOWN_SECONDS"]),
+            allowed_networks=cfg["IDP_ALLOWED_NETWORKS"])
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"BRIDGE_IDP_* outbound settings: {exc}") from None
     i18n.init_app(app)
     app.register_blueprint(bp)
 

@@ -29,12 +29,15 @@ REASONS = {
     "idp_rejected_client": (502, False),
     "idp_no_state": (502, False),
     "idp_forbidden_host": (502, False),
+    "idp_busy": (503, True),
+    "idp_circuit_open": (503, True),
     "bad_request": (400, True),
 }
 
 
 class LoginError(Exception):
-    def __init__(self, reason: str, detail: str = "", *, tenant_id: str | None = None, user_name: str | None = None):
+    def __init__(self, reason: str, detail: str = "", *, tenant_id: str | None = None, user_name: str | None = None,
+                 retry_after: int | None = None):
         if reason not in REASONS:
             raise ValueError(f"unknown login refusal reason {reason!r}")
         super().__init__(f"{reason}: {detail}")
@@ -42,6 +45,7 @@ class LoginError(Exception):
         self.detail = detail
         self.tenant_id = tenant_id
         self.user_name = user_name
+        self.retry_after = retry_after  # seconds, sent as Retry-After
 
     @property
     def status(self) -> int:

@@ -144,7 +144,8 @@ def consume_state(state: str, *, browser_token: str | None, callback_tenant: str
 
 _IDP_REASONS = {"unreachable": "idp_unreachable", "timeout": "idp_timeout", "garbage": "idp_garbage",
                 "redirect": "idp_garbage", "invalid_grant": "code_invalid", "invalid_client": "idp_rejected_client",
-                "forbidden_host": "idp_forbidden_host"}
+                "forbidden_host": "idp_forbidden_host", "too_large": "idp_garbage", "busy": "idp_busy",
+                "circuit_open": "idp_circuit_open"}
 
 
 def complete_login(tenant_id: str, code: str, *, redirect_uri: str | None,
@@ -160,7 +161,8 @@ def complete_login(tenant_id: str, code: str, *, redirect_uri: str | None,
         tokens = auth_centre().exchange_code(client, code, redirect_uri, code_verifier)
         info = auth_centre().userinfo(client.domain_name, tokens.access_token)
     except AuthCentreError as exc:
-        raise LoginError(_IDP_REASONS.get(exc.reason, "idp_error"), exc.detail, tenant_id=tenant_id) from None
+        raise LoginError(_IDP_REASONS.get(exc.reason, "idp_error"), exc.detail, tenant_id=tenant_id,
+                         retry_after=exc.retry_after) from None
     user_name = info["userName"].strip()
     admitted = admission.admit_user(tenant, user_name, claim(info, "tenant", 64))
     return identity_from(tenant, admitted.user, info, jit=admitted.jit), tokens

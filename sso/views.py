@@ -185,6 +185,8 @@ def login_refused(exc: LoginError):
     response = make_response(render_template("sso/refused.html", reason=exc.reason, retry_url=retry,
                                              retryable=exc.retryable), exc.status)
     response.headers["Cache-Control"] = "no-store"
+    if exc.retry_after:
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

@@ -4,12 +4,12 @@ a JSON string, `orgName`/`OrgName`/`name`)."""
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+from common import addresses
 from tenants.errors import invalid
 
 
@@ -235,19 +235,9 @@ def normalise_domain_name(value: str, *, allow_insecure: bool, allowed_networks=
     if not allow_insecure:
         if parts.scheme.lower() != "https":
             raise invalid("domainName must use https")
-        if _is_internal_host(host):
+        if addresses.host_refusal(host, addresses.parse_networks(allowed_networks)) is not None:
             raise invalid("domainName must be a public host name, not an internal address")
     netloc = host if port is None else f"{host}:{port}"
     if ":" in host:
         netloc = f"[{host}]" if port is None else f"[{host}]:{port}"
     return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
-
-
-def _is_internal_host(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost") or host.endswith(".internal"):
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not address.is_global
