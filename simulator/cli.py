@@ -11,6 +11,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
+from simulator.certification import resend_after_lost_answer, run_probe, saved_debug_cases
 from simulator.directory import Member
 from simulator.driver import KooGalleryDriver, SyncCallError
 from simulator.faults import DESCRIPTIONS, FaultError, set_fault
@@ -174,6 +175,40 @@ def renew(instance, expire, bridge_url):
 def delete_tenant(code, bridge_url):
     """The tenant unbinds the app (tenantSync flag 0). `sim sync` binds it again."""
     make_marketplace(bridge_url).delete_tenant(find_tenant(code))
+
+
+@sim_cli.command("probe")
+@click.option("--rounds", default=2, show_default=True, type=click.IntRange(1, 1000),
+              help="How many times the saved cases are replayed (the marketplace: twice a day, forever).")
+@click.option("--seed", type=int, help="Seed of the random order, to replay one run exactly.")
+@sends_to_bridge
+@with_appcontext
+def probe(rounds, seed, bridge_url):
+    """Replay the seller's saved debug cases (testFlag 1) in random order, as certification and the
+    daily probes do; every answer must be 000000."""
+    driver = make_driver(bridge_url)
+    cases = saved_debug_cases(services().directory.app_id, driver._public_key)
+    report = run_probe(driver, cases, rounds=rounds, seed=seed)
+    for failure in report.failures:
+        click.echo(f"FAILED {failure}")
+    click.echo(f"{report.calls} calls, {len(report.failures)} failed")
+    if not report.passed:
+        raise click.ClickException("the listing would fail the marketplace's probe")
+
+
+@sim_cli.command("resend")
+@sends_to_bridge
+@with_appcontext
+def resend(bridge_url):
+    """Send a debug newInstance, drop its answer, send it again with the same nonce and body: the
+    bridge must repeat its first answer."""
+    driver = make_driver(bridge_url)
+    _, body = saved_debug_cases(services().directory.app_id, None)[5]
+    first, second = resend_after_lost_answer(driver, "basic", body)
+    click.echo(f"first:  {first}")
+    click.echo(f"resent: {second}")
+    if first != second:
+        raise click.ClickException("the re-send was not answered as the first call")
 
 
 @sim_cli.command("fault")

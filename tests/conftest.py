@@ -6,17 +6,13 @@ import os
 import shutil
 
 import pytest
-from cryptography.fernet import Fernet
 
 from app import create_app
 from extensions import db
 from keys.rsa import generate_private_key, write_private_key
+from tests.helpers import BASIC_KEY, DATA_KEY, KIT_KEY, truncate_all
 from tests.koogallery import KooGallery
 from tests.pg import PgBouncer, PostgresCluster, find_pg_bin, find_pgbouncer
-
-KIT_KEY = "kit-access-key-0123456789"
-BASIC_KEY = "basic-access-key-0123456789"
-DATA_KEY = Fernet.generate_key().decode()
 
 
 def _postgres_required() -> bool:
@@ -148,18 +144,9 @@ def database_url(request, tmp_path, sqlite_template):
         return
     url = request.getfixturevalue("postgres_url")
     # Module-scoped live servers share this database too: empty it before and after every test.
-    _truncate_all(request.getfixturevalue("base_config"), url)
+    truncate_all(request.getfixturevalue("base_config"), url)
     yield url
-    _truncate_all(request.getfixturevalue("base_config"), url)
-
-
-def _truncate_all(config: dict, url: str) -> None:
-    app = create_app({**config, "DATABASE_URL": url})
-    with app.app_context():
-        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
-        with db.engine.begin() as conn:
-            conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-        db.engine.dispose()
+    truncate_all(request.getfixturevalue("base_config"), url)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from app import create_app as create_bridge
 from extensions import db
 from keys.rsa import public_key_for_koogallery
 from simulator import create_app as create_simulator
-from tests.conftest import BASIC_KEY, KIT_KEY, _truncate_all
+from tests.helpers import BASIC_KEY, KIT_KEY, truncate_all
 from tests.pg import free_port
 from tests.servers import start_bridge, start_simulator
 
@@ -56,7 +56,7 @@ class Stack:
     def reset(self) -> None:
         with self.bridge_app.app_context():
             db.session.remove()
-        _truncate_all(self.base_config, self.database_url)
+        truncate_all(self.base_config, self.database_url)
         self.sim("reset")
         self.sim("sync")
 
@@ -71,11 +71,11 @@ class Stack:
             db.engine.dispose()
         self.simulator.stop()
         self.bridge.stop()
-        _truncate_all(self.base_config, self.database_url)
+        truncate_all(self.base_config, self.database_url)
 
 
 def start_stack(base_config, database_url, rsa_key, tmp, **bridge_settings) -> Stack:
-    _truncate_all(base_config, database_url)
+    truncate_all(base_config, database_url)
     public_key = public_key_for_koogallery(rsa_key[0])
     sim_port = free_port()
     settings = {"ALLOW_INSECURE_IDP": "true", "COOKIE_SECURE": "false", "APP_ID": APP_ID,

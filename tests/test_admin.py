@@ -23,7 +23,7 @@ from sso.models import UserSession
 from sso.oidc.models import BackchannelLogout, OidcClient
 from tenants.models import TenantApp
 from tests import factories as f
-from tests.test_kit_sync import code_of, ok
+from tests.helpers import code_of, ok
 from tests.test_oidc import app_client, idp, register, signed_in, tokens_for  # noqa: F401  (fixtures)
 from tests.test_sso_flow import SECRET, fake_idp, sign_in, start, synced  # noqa: F401  (fixture)
 

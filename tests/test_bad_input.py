@@ -12,7 +12,7 @@ from sqlalchemy import event
 from extensions import db
 from tenants.models import SeenNonce, SyncCall, Tenant
 from tests import factories as f
-from tests.conftest import BASIC_KEY, KIT_KEY
+from tests.helpers import BASIC_KEY, KIT_KEY
 from tests.koogallery import KooGallery, basic_query, kit_headers
 
 KIT_PATH = "/produce/produceAPI/v2/tenantSync"
@@ -135,11 +135,15 @@ def test_timestamp_window_is_configurable(make_app):
     assert answer(kg.kit("tenantSync", f.tenant_sync(), timestamp=int(time.time() * 1000) - 120_000))[0] == "000000"
 
 
-def test_replayed_nonce_is_refused_on_the_same_endpoint(app, client):
+def test_replayed_nonce_gets_the_first_answer_for_the_same_body_and_is_refused_for_another(app, client):
     body = f.tenant_sync()
     headers = kit_headers(KIT_KEY, body)
-    assert answer(client.post(KIT_PATH, json=body, headers=headers))[0] == "000000"
-    code, message = answer(client.post(KIT_PATH, json=body, headers=headers))
+    first = client.post(KIT_PATH, json=body, headers=headers).get_json()
+    assert first["resultCode"] == "000000"
+    assert client.post(KIT_PATH, json=body, headers=headers).get_json() == first  # answer lost, re-sent
+    other = {**body, "name": "another body"}
+    code, message = answer(client.post(KIT_PATH, json=other, headers=kit_headers(KIT_KEY, other,
+                                                                                   nonce=headers["x-nonce"])))
     assert code == "000001" and "nonce" in message
 
 

@@ -9,7 +9,7 @@ from extensions import db
 from sso.admission import instance_admits
 from tenants.models import Instance
 from tests import factories as f
-from tests.test_kit_sync import code_of, ok, rows
+from tests.helpers import code_of, ok, rows
 
 
 def _admits(instance) -> bool:
@@ -47,7 +47,7 @@ def test_query_instance_points_at_the_bridge_login(kg):
 
 
 def test_query_instance_uses_public_url_when_configured(make_app):
-    from tests.conftest import BASIC_KEY, KIT_KEY
+    from tests.helpers import BASIC_KEY, KIT_KEY
     from tests.koogallery import KooGallery
 
     kg = KooGallery(make_app(PUBLIC_URL="https://bridge.example.com/").test_client(), KIT_KEY, BASIC_KEY)
@@ -122,7 +122,7 @@ def test_unknown_activity_is_000002(app, kg, activity):
 
 
 def test_basic_signature_in_body_headers_instead_of_query_is_refused(client):
-    from tests.conftest import BASIC_KEY
+    from tests.helpers import BASIC_KEY
     from tests.koogallery import kit_headers
 
     response = client.post("/produce", json=f.new_instance(), headers=kit_headers(BASIC_KEY, f.new_instance()))
@@ -130,7 +130,7 @@ def test_basic_signature_in_body_headers_instead_of_query_is_refused(client):
 
 
 def test_kit_key_does_not_sign_basic_calls(app, client):
-    from tests.conftest import KIT_KEY
+    from tests.helpers import KIT_KEY
     from tests.koogallery import KooGallery
 
     assert code_of(KooGallery(client, KIT_KEY, KIT_KEY).basic(f.new_instance())) == "000001"

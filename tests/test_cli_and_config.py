@@ -15,7 +15,7 @@ from keys import keyring
 from keys.rsa import decrypt_client_secret, encrypt_client_secret, public_key_from_koogallery
 from tenants.models import TenantApp
 from tests import factories as f
-from tests.test_kit_sync import ok
+from tests.helpers import ok
 
 # --- start-up checks (no database needed) ------------------------------------------------------
 
@@ -120,7 +120,7 @@ def test_keys_show_public_without_key_explains(base_config, tmp_path):
 
 
 def test_data_key_rotation_reencrypts_stored_secrets(make_app, rsa_key):
-    from tests.conftest import BASIC_KEY, DATA_KEY, KIT_KEY
+    from tests.helpers import BASIC_KEY, DATA_KEY, KIT_KEY
     from tests.koogallery import KooGallery
 
     old_app = make_app()

@@ -21,8 +21,8 @@ from keys.rsa import encrypt_client_secret
 from sso.models import UserSession
 from tenants.models import Tenant
 from tests import factories as f
-from tests.conftest import KIT_KEY, _truncate_all
 from tests.e2e import query_of
+from tests.helpers import KIT_KEY, truncate_all
 from tests.hostile_centre import HostileCentre
 from tests.koogallery import kit_headers
 from tests.servers import start_bridge
@@ -36,13 +36,13 @@ TOTAL_TIMEOUT = 3
 @pytest.fixture(scope="module")
 def bridge(base_config, postgres_url, tmp_path_factory):
     """The bridge as the local simulator runs it (http and loopback centres allowed): 2 workers x 8 threads."""
-    _truncate_all(base_config, postgres_url)
+    truncate_all(base_config, postgres_url)
     server = start_bridge(base_config, postgres_url, tmp_path_factory.mktemp("hostile") / "bridge.log", workers=2,
                           threads=8, ALLOW_INSECURE_IDP="true", COOKIE_SECURE="false",
                           IDP_TOTAL_TIMEOUT=str(TOTAL_TIMEOUT))
     yield server
     server.stop()
-    _truncate_all(base_config, postgres_url)
+    truncate_all(base_config, postgres_url)
 
 
 @pytest.fixture(scope="module")

@@ -6,30 +6,11 @@ import json
 
 import pytest
 
-from extensions import db
 from keys import keyring
 from keys.rsa import encrypt_client_secret
 from tenants.models import Department, SyncCall, Tenant, TenantApp, TenantInstance, TenantUser
 from tests import factories as f
-
-
-def ok(response):
-    assert response.status_code == 200
-    assert response.mimetype == "application/json"
-    body = response.get_json()
-    assert body["resultCode"] == "000000", body
-    return body
-
-
-def code_of(response) -> str:
-    assert response.status_code == 200 and response.mimetype == "application/json"
-    return response.get_json()["resultCode"]
-
-
-def rows(app, model, **where):
-    with app.app_context():
-        return db.session.execute(db.select(model).filter_by(**where)).scalars().all()
-
+from tests.helpers import code_of, ok, rows
 
 # --- tenantSync --------------------------------------------------------------------------------
 
@@ -83,7 +64,7 @@ def test_insecure_or_internal_domain_is_refused(app, kg, domain):
 
 
 def test_insecure_domain_is_allowed_for_the_local_simulator(make_app):
-    from tests.conftest import BASIC_KEY, KIT_KEY
+    from tests.helpers import BASIC_KEY, KIT_KEY
     from tests.koogallery import KooGallery
 
     app = make_app(ALLOW_INSECURE_IDP=True)
@@ -187,7 +168,7 @@ def test_garbage_secret_is_refused(app, kg, garbage):
 
 
 def test_application_sync_without_private_key_says_so(make_app, tmp_path):
-    from tests.conftest import BASIC_KEY, KIT_KEY
+    from tests.helpers import BASIC_KEY, KIT_KEY
     from tests.koogallery import KooGallery
 
     app = make_app(RSA_PRIVATE_KEY_FILE=str(tmp_path / "missing.pem"))
@@ -292,7 +273,7 @@ def test_single_org_sync_add_modify_delete(app, kg):
 
 
 def test_single_org_sync_with_duplicate_identical_keys_as_in_huawei_example(app, kg, client):
-    from tests.conftest import KIT_KEY
+    from tests.helpers import KIT_KEY
     from tests.koogallery import kit_headers
 
     raw = ('{"instanceId":"inst-1","tenantId":"TENANT","instanceId":"inst-1","orgCode":"D9","orgName":"研发部",'

@@ -15,9 +15,9 @@ from common.clock import utcnow
 from extensions import db
 from keys import keyring
 from sso.models import UserSession
-from tests.conftest import BASIC_KEY, DATA_KEY, KIT_KEY
 from tests.e2e import HUASHAN, PASSWORDS, Browser, csrf_of, stack_fixture
 from tests.factories import tenant_sync
+from tests.helpers import BASIC_KEY, DATA_KEY, KIT_KEY
 from tests.koogallery import kit_headers
 from tests.servers import ROOT, start_bridge
 

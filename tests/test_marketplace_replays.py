@@ -12,7 +12,7 @@ from extensions import db
 from keys.rsa import encrypt_client_secret
 from tenants.models import Department, Instance, SeenNonce, SyncCall, Tenant, TenantApp, TenantInstance, TenantUser
 from tests import factories as f
-from tests.test_kit_sync import code_of, ok, rows
+from tests.helpers import code_of, ok, rows
 
 OLD, NEW = "20220401000000000", "20220402000000000"
 
@@ -206,7 +206,7 @@ def test_change_instance_check_allows_by_default_and_knows_its_instances(app, kg
 
 
 def test_with_seats_a_change_below_the_authorised_users_is_refused_and_seats_are_enforced(make_app, rsa_key):
-    from tests.conftest import BASIC_KEY, KIT_KEY
+    from tests.helpers import BASIC_KEY, KIT_KEY
     from tests.koogallery import KooGallery
 
     app = make_app(SEATS_FROM_LINEAR_VALUE=True)

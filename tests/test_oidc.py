@@ -18,7 +18,7 @@ from joserfc.jwt import JWTClaimsRegistry
 from extensions import db
 from sso.oidc.models import BackchannelLogout
 from tests import factories as f
-from tests.test_kit_sync import ok
+from tests.helpers import ok
 from tests.test_sso_flow import IDP, fake_idp, sign_in, synced  # noqa: F401  (fixture)
 
 REDIRECT = "https://app.example.com/callback"

@@ -15,7 +15,7 @@ from ops.logs import JsonFormatter
 from sso.models import LoginState, UserSession
 from tenants.models import SeenNonce, SyncCall
 from tests import factories as f
-from tests.test_kit_sync import ok
+from tests.helpers import ok
 
 
 def test_healthz(client):

@@ -10,7 +10,7 @@ from common import addresses
 from sso.auth_centre import AuthCentreError
 from tenants.models import Tenant
 from tests import factories as f
-from tests.test_kit_sync import code_of, ok, rows
+from tests.helpers import code_of, ok, rows
 from tests.test_sso_flow import refused, start, synced  # noqa: F401  (fixture)
 
 INTERNAL_FORMS = ["2130706433", "0x7f000001", "017700000001", "127.1", "0", "[::1]", "[::ffff:127.0.0.1]",
@@ -36,7 +36,7 @@ def test_names_in_the_hosts_file_are_refused_at_tenant_sync(app, kg, tmp_path, m
 
 
 def test_allowed_networks_admit_an_internal_centre(make_app):
-    from tests.conftest import BASIC_KEY, KIT_KEY
+    from tests.helpers import BASIC_KEY, KIT_KEY
     from tests.koogallery import KooGallery
 
     app = make_app(IDP_ALLOWED_NETWORKS=["100.64.0.0/10"])

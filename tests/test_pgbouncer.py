@@ -26,9 +26,9 @@ from joserfc.jwk import KeySet
 from extensions import db
 from sso.models import LoginState
 from tenants.models import SeenNonce, Tenant, TenantInstance, utcnow
-from tests.conftest import KIT_KEY, require_pgbouncer
 from tests.e2e import APP_ID, PASSWORDS, csrf_of, start_stack
 from tests.factories import tenant_sync
+from tests.helpers import KIT_KEY, require_pgbouncer
 from tests.koogallery import kit_headers
 from tests.pg import PgBouncer
 from tests.servers import ROOT, bridge_env, start_bridge

@@ -16,7 +16,7 @@ from extensions import db
 from keys.rsa import encrypt_client_secret
 from sso.models import LoginEvent, LoginState, UserSession
 from tests import factories as f
-from tests.test_kit_sync import ok
+from tests.helpers import ok
 
 IDP = "https://idp.example.com/t/acme"
 CALLBACK = "http://localhost/sso/callback"
@@ -259,7 +259,7 @@ def test_tenant_without_app_credentials_is_explained(kg, client):
 
 
 def test_just_in_time_admission_when_configured_and_authsync_missing(make_app, rsa_key, idp):
-    from tests.conftest import BASIC_KEY, KIT_KEY
+    from tests.helpers import BASIC_KEY, KIT_KEY
     from tests.koogallery import KooGallery
 
     app = make_app(JIT_USERS=True)
