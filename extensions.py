@@ -1,8 +1,8 @@
 """Extension singletons, unbound; `create_app` binds them with `init_app`."""
 
 from flask_migrate import Migrate
-from flask_wtf.csrf import CSRFProtect
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
