@@ -5,13 +5,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := app
 
-.PHONY: run test lint serve bench
+.PHONY: run test test-deps lint lock serve bench
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+# The venv, from the hash-checked lock only: a package whose file differs from the one locked
+# fails the install instead of running.
+$(BIN)/.installed: requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
 	touch $@
+
+## lock: re-resolve requirements*.txt (the human-edited pins) into the hash-checked *.lock files.
+lock: $(BIN)/.installed
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	  --custom-compile-command "make lock" requirements.txt -o requirements.lock
+	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
+	  --custom-compile-command "make lock" requirements-dev.txt -o requirements-dev.lock
 
 # Local secrets and the applicationSync key pair, made once (instance/ is git-ignored).
 instance/config.py: | $(BIN)/.installed
@@ -22,7 +30,7 @@ instance/config.py: | $(BIN)/.installed
 instance/koogallery_rsa.pem: instance/config.py
 	$(BIN)/flask keys generate
 
-## run: the bridge on http://127.0.0.1:5000 with SQLite under instance/.
+## run: the bridge, the simulator and the example app on 127.0.0.1:5000-5002 (SQLite under instance/).
 run: $(BIN)/.installed instance/config.py instance/koogallery_rsa.pem
 	$(BIN)/flask db upgrade
 	$(BIN)/python -m scripts.run_local
@@ -31,10 +39,31 @@ run: $(BIN)/.installed instance/config.py instance/koogallery_rsa.pem
 serve: $(BIN)/.installed
 	$(BIN)/gunicorn --config gunicorn.conf.py --bind $${GUNICORN_BIND:-127.0.0.1:8000} 'app:create_app()'
 
-## test: the whole suite (SQLite and PostgreSQL; browser tests where Chromium is installed).
-test: $(BIN)/.installed
+# What the suite needs from Debian: PostgreSQL (a throwaway cluster), pgbouncer (the pooled
+# database tests), Chromium (the browser tests) and a CJK font (the Chinese pages' screenshots).
+# As root they are installed; otherwise make stops with the command to run, so nothing is skipped.
+TEST_PACKAGES := postgresql pgbouncer chromium fonts-noto-cjk
+test-deps:
+	@need=(); \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need+=(postgresql); \
+	test -x /usr/sbin/pgbouncer || command -v pgbouncer >/dev/null || need+=(pgbouncer); \
+	command -v chromium >/dev/null || need+=(chromium); \
+	fc-list 2>/dev/null | grep -q 'Noto Sans CJK' || need+=(fonts-noto-cjk); \
+	if (( $${#need[@]} == 0 )); then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "make test needs Debian packages that are missing. Run:"; \
+	  echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends $${need[*]}"; \
+	  exit 1; \
+	fi; \
+	echo "installing: $${need[*]}"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$${need[@]}" >/dev/null
+
+## test: the whole suite (SQLite, PostgreSQL, pgbouncer, headless Chromium); installs what it needs.
+test: test-deps $(BIN)/.installed
 	$(BIN)/python -m pytest
 
+# Import-linter contracts (DESIGN.md's dependency rules) are to be added here, after ruff.
+## lint: ruff check.
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 

@@ -16,6 +16,14 @@ accesslog = "-"
 # Path only: query strings (OAuth codes, states) never reach the access log.
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss req=%({x-request-id}o)s'
 
+# gunicorn 25+ opens a control socket for `gunicornc` at one path per user ($XDG_RUNTIME_DIR or
+# ~/.gunicorn/gunicorn.ctl), so every master on a host would claim the same one. Off unless
+# GUNICORN_CONTROL_SOCKET gives this server a path of its own.
+if os.environ.get("GUNICORN_CONTROL_SOCKET"):
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+else:
+    control_socket_disable = True
+
 # Prometheus multiprocess mode: every worker writes its samples here; /metrics adds them up.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     import tempfile

@@ -1,16 +1,25 @@
 """`make run`: the bridge on 127.0.0.1:5000, the KooGallery simulator on 127.0.0.1:5001 and the example
-SaaS app on 127.0.0.1:5002 (all
-gunicorn), the demo tenants and users synced into the bridge through its real signed endpoints,
-and what to open. Ctrl-C (or SIGTERM) stops them all."""
+SaaS app on 127.0.0.1:5002 (all gunicorn), the demo tenants and users synced into the bridge
+through its real signed endpoints, a demo operator for the console, and what to open.
+
+The servers' JSON logs go to instance/logs/; the terminal keeps the banner and a feed of one line
+per bridge event (sync calls, logins, ended sessions, warnings). Ctrl-C (or SIGTERM) stops them
+all and exits 0."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import json
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -20,7 +29,11 @@ BRIDGE = "127.0.0.1:5000"
 SIMULATOR = "127.0.0.1:5001"
 SAAS_APP = "127.0.0.1:5002"
 DEMO_CLIENT_ID = "demo-saas-app"
+DEMO_OPERATOR = "demo"
 ROOT = Path(__file__).resolve().parent.parent
+# Bridge log events worth a line in the terminal (the first word of the message); warnings and
+# errors are shown whatever they are.
+FEED_EVENTS = ("sync_call", "login", "sessions_ended", "backchannel_logout", "admin_audit", "client_secret_decrypted")
 
 
 class Stop(Exception):
@@ -63,9 +76,104 @@ def write_simulator_config(path: Path, settings: dict) -> None:
         fh.write("\n".join(lines) + "\n")
 
 
-def gunicorn(app: str, bind: str, env: dict, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", bind,
-                             "--workers", "1", *extra, app], cwd=ROOT, env=env)
+def gunicorn(name: str, app: str, bind: str, env: dict, instance: Path, *extra: str) -> subprocess.Popen:
+    """One server, its output appended to instance/logs/NAME.log. Each master gets its own
+    control socket under instance/run/ (`.venv/bin/gunicornc -s instance/run/NAME.ctl`), not the
+    one per-user default they would all claim. Its own session: Ctrl-C reaches this script only,
+    which then stops the servers in order."""
+    env = {**env, "GUNICORN_CONTROL_SOCKET": str(instance / "run" / f"{name}.ctl")}
+    with open(instance / "logs" / f"{name}.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", bind,
+                                 "--workers", "1", *extra, app], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def ensure_demo_operator(instance: Path, env: dict) -> str:
+    """A console operator for this machine, made with `flask admin` as an operator would. The
+    password is kept in instance/ (git-ignored, mode 0600) so it stays the same across runs."""
+    password_file = instance / "demo-operator-password"
+    flask_admin = [sys.executable, "-m", "flask", "--app", "app", "admin"]
+    listed = subprocess.run([*flask_admin, "list-users"], cwd=ROOT, env=env, capture_output=True, text=True)
+    exists = any(line.split()[:1] == [DEMO_OPERATOR] for line in listed.stdout.splitlines())
+    if exists and password_file.exists():
+        return password_file.read_text(encoding="utf-8").strip()
+    password = secrets.token_urlsafe(12)
+    fd = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(password + "\n")
+    verb = "reset-password" if exists else "create-user"
+    done = subprocess.run([*flask_admin, verb, DEMO_OPERATOR, "--password-stdin"], cwd=ROOT, env=env,
+                          input=password + "\n", capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"flask admin {verb} {DEMO_OPERATOR} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return password
+
+
+def shown(path: Path) -> str:
+    """A path as the user typed commands from the project folder would name it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def feed_line(raw: str) -> str | None:
+    """One JSON log line as a terminal line, or None when it is not worth one."""
+    try:
+        event = json.loads(raw)
+        msg, level = str(event["msg"]), str(event.get("level", "info"))
+    except (ValueError, KeyError, TypeError):
+        return None  # gunicorn's own and access-log lines
+    if msg.split(" ", 1)[0] not in FEED_EVENTS and level not in ("warning", "error", "critical"):
+        return None
+    try:
+        when = datetime.fromisoformat(event["ts"]).astimezone().strftime("%H:%M:%S")
+    except (KeyError, TypeError, ValueError):
+        when = "--:--:--"
+    mark = "" if level == "info" else f"{level.upper()} "
+    msg = msg.removesuffix(" reason=''")  # sync_call's empty reason on success
+    return f"{when} {mark}{msg}"
+
+
+def follow(path: Path, offset: int, stop: threading.Event) -> None:
+    """Print the feed lines appended to the bridge's log after `offset`, each cut to one line."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        fh.seek(offset)
+        pending = ""
+        while not stop.is_set():
+            chunk = fh.readline()
+            if not chunk:
+                time.sleep(0.3)
+                continue
+            pending += chunk
+            if not pending.endswith("\n"):
+                continue  # a line still being written
+            line, pending = feed_line(pending), ""
+            if line:
+                width = shutil.get_terminal_size((120, 24)).columns
+                print(line if len(line) <= width else line[: width - 1] + "…", flush=True)
+
+
+@contextlib.contextmanager
+def own_terminal():
+    """Make this process the terminal's foreground group while it runs, so Ctrl-C reaches only
+    it: `make` then sees a clean exit 0 instead of dying of SIGINT itself."""
+    try:
+        fd = sys.stdin.fileno()
+        previous = os.tcgetpgrp(fd) if os.isatty(fd) else None
+    except (OSError, ValueError):
+        previous = None
+    if previous is None:
+        yield
+        return
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # tcsetpgrp from a background group
+    os.tcsetpgrp(fd, os.getpgrp())
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.tcsetpgrp(fd, previous)
 
 
 def register_demo_app(bridge) -> str:
@@ -101,6 +209,9 @@ def main() -> int:
 
     bridge = create_app()
     bridge_config, instance = bridge.config, Path(bridge.instance_path)
+    logs = instance / "logs"
+    for folder in (logs, instance / "run"):
+        folder.mkdir(parents=True, exist_ok=True)
     app_id = os.environ.get("SIM_APP_ID") or load_seed(os.environ.get("SIM_SEED_FILE")).app_id
     sim_config = instance / "simulator.py"
     write_simulator_config(sim_config, {
@@ -130,46 +241,64 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGHUP, _stop)
     servers = []
+    stop_feed = threading.Event()
+    bridge_log = logs / "bridge.log"
     try:
-        servers.append(("bridge", gunicorn("app:create_app()", BRIDGE, bridge_env)))
-        servers.append(("simulator", gunicorn("simulator:create_app()", SIMULATOR, sim_env,
+        bridge_log.touch()
+        feed_from = bridge_log.stat().st_size  # the feed shows this run's events only
+        servers.append(("bridge", gunicorn("bridge", "app:create_app()", BRIDGE, bridge_env, instance)))
+        servers.append(("simulator", gunicorn("simulator", "simulator:create_app()", SIMULATOR, sim_env, instance,
                                               "--threads", "8", "--timeout", "330")))
-        servers.append(("example SaaS app", gunicorn("examples.saas_app:create_app()", SAAS_APP, saas_env,
-                                                     "--threads", "4")))
+        servers.append(("example SaaS app", gunicorn("saas-app", "examples.saas_app:create_app()", SAAS_APP,
+                                                     saas_env, instance, "--threads", "4")))
+        print(f"Starting the bridge, the simulator and the example app (logs: {shown(logs)}/)...",
+              flush=True)
         wait_healthy("the bridge", f"http://{BRIDGE}/healthz", servers[0][1])
         wait_healthy("the simulator", f"http://{SIMULATOR}/healthz", servers[1][1])
         wait_healthy("the example SaaS app", f"http://{SAAS_APP}/healthz", servers[2][1])
-        print("\nSyncing the demo tenants into the bridge (signed calls, as KooGallery sends them)...", flush=True)
+        operator_password = ensure_demo_operator(instance, bridge_env)
         flask = [sys.executable, "-m", "flask", "--app", "simulator", "sim"]
-        synced = subprocess.run([*flask, "sync"], cwd=ROOT, env=sim_env).returncode == 0
-        if not synced:
-            print("The demo data did not reach the bridge (see above); the servers keep running.", flush=True)
+        with open(logs / "simulator-cli.log", "a", encoding="utf-8") as sim_log:
+            synced = subprocess.run([*flask, "sync"], cwd=ROOT, env=sim_env, stdout=sim_log,
+                                    stderr=subprocess.STDOUT).returncode == 0
+        users = subprocess.run([*flask, "users"], cwd=ROOT, env=sim_env, capture_output=True, text=True).stdout
         print(f"""
-Example SaaS app           http://{SAAS_APP}/   <- start here: "Sign in", company code huashan
-SSO Bridge                 http://{BRIDGE}
-  OIDC discovery           http://{BRIDGE}/.well-known/openid-configuration
-  production address       http://{BRIDGE}{bridge_config["PRODUCE_PATH"]}
-  what it stored           .venv/bin/flask tenants list
-KooGallery simulator       http://{SIMULATOR}/
-  enterprise workbench     http://{SIMULATOR}/workbench
-  unified login portal     http://{SIMULATOR}/unified-login/portal-login?ind=UNOP&appId={app_id}
-  grants, orders, faults   .venv/bin/flask --app simulator sim --help   (settings: {sim_config})
+Example SaaS app      http://{SAAS_APP}/   <- start here: "Sign in", company code huashan
+SSO Bridge            http://{BRIDGE}
+  operator console    http://{BRIDGE}/admin/   user {DEMO_OPERATOR}, password {operator_password}
+  OIDC discovery      http://{BRIDGE}/.well-known/openid-configuration
+  production address  http://{BRIDGE}{bridge_config["PRODUCE_PATH"]}
+KooGallery simulator  http://{SIMULATOR}/
+  enterprise workbench http://{SIMULATOR}/workbench
+  unified login portal http://{SIMULATOR}/unified-login/portal-login?ind=UNOP&appId={app_id}
 
-Demo users (sign in at the workbench or the portal):""", flush=True)
-        subprocess.run([*flask, "users"], cwd=ROOT, env=sim_env)
-        print("\nRevoke a user (the app signs them out): .venv/bin/flask --app simulator sim revoke zhangsan", flush=True)
-        print("Ctrl-C stops all three servers.", flush=True)
+Demo users (sign in at the workbench, the portal or the example app):
+{users.rstrip()}
+
+In another shell:  .venv/bin/flask tenants list
+                   .venv/bin/flask --app simulator sim revoke zhangsan   (the example app signs zhangsan out)
+Logs: {shown(logs)}/bridge.log, simulator.log, saas-app.log (JSON, one event a line).
+Ctrl-C stops all three servers. Bridge events:""", flush=True)
+        if not synced:
+            print(f"The demo data did not reach the bridge: see {shown(logs)}/simulator-cli.log; "
+                  "the servers keep running.", flush=True)
+        threading.Thread(target=follow, args=(bridge_log, feed_from, stop_feed), daemon=True).start()
         while all(process.poll() is None for _name, process in servers):
             time.sleep(0.5)
         name, process = next((n, p) for n, p in servers if p.poll() is not None)
-        print(f"The {name} exited with status {process.returncode}; stopping.", flush=True)
+        print(f"The {name} exited with status {process.returncode} (see {shown(logs)}/); stopping.",
+              flush=True)
         return 1
     except (KeyboardInterrupt, Stop):
+        print("\nStopping...", flush=True)
         return 0
     except RuntimeError as exc:
-        print(f"make run: {exc}", file=sys.stderr, flush=True)
+        print(f"make run: {exc} (logs: {shown(logs)}/)", file=sys.stderr, flush=True)
         return 1
     finally:
+        stop_feed.set()
+        # Ctrl-C again while stopping must not leave servers behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for _name, process in servers:
             if process.poll() is None:
                 process.terminate()
@@ -181,4 +310,6 @@ Demo users (sign in at the workbench or the portal):""", flush=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with own_terminal():
+        status = main()
+    sys.exit(status)
