@@ -62,10 +62,10 @@ test-deps:
 test: test-deps $(BIN)/.installed
 	$(BIN)/python -m pytest
 
-# Import-linter contracts (DESIGN.md's dependency rules) are to be added here, after ruff.
-## lint: ruff check.
+## lint: ruff, and the import contracts of docs/design.md (.importlinter).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 ## bench: throughput, latency and memory of the bridge on PostgreSQL (bench/README.md); BENCH_ARGS="--duration 5".
 bench: $(BIN)/.installed
