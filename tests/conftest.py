@@ -118,6 +118,11 @@ def require_pgbouncer() -> None:
 
 
 @pytest.fixture(scope="session")
+def pgbouncer_installed():
+    require_pgbouncer()
+
+
+@pytest.fixture(scope="session")
 def pgbouncer(postgres):
     """PgBouncer (pool_mode = transaction) in front of the session's PostgreSQL."""
     if postgres is None:

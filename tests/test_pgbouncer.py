@@ -28,7 +28,7 @@ from sso.models import LoginState
 from tenants.models import SeenNonce, Tenant, TenantInstance, utcnow
 from tests.e2e import APP_ID, PASSWORDS, csrf_of, start_stack
 from tests.factories import tenant_sync
-from tests.helpers import KIT_KEY, require_pgbouncer
+from tests.helpers import KIT_KEY
 from tests.koogallery import kit_headers
 from tests.pg import PgBouncer
 from tests.servers import ROOT, bridge_env, start_bridge
@@ -41,10 +41,9 @@ LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 @pytest.fixture(scope="module")
-def bouncer(postgres):
+def bouncer(postgres, pgbouncer_installed):
     if postgres is None:
         pytest.skip("TEST_DATABASE_URL is set: there is no harness PostgreSQL to put PgBouncer in front of")
-    require_pgbouncer()
     server = PgBouncer(postgres, pool_size=POOL_SIZE).start()
     yield server
     server.stop()
