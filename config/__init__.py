@@ -92,8 +92,12 @@ def validate_config(app: Flask) -> None:
     for name in ("SIGNATURE_WINDOW_SECONDS", "NONCE_TTL_SECONDS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"):
         if not isinstance(c.get(name), int) or c[name] <= 0:
             problems.append(f"BRIDGE_{name} must be a positive integer")
-    if c.get("WORKBENCH_LOGIN") not in ("reinitiate", "direct"):
-        problems.append("BRIDGE_WORKBENCH_LOGIN must be reinitiate or direct")
+    if c.get("WORKBENCH_LOGIN") not in ("reinitiate", "confirm", "direct"):
+        problems.append("BRIDGE_WORKBENCH_LOGIN must be reinitiate, confirm or direct")
+    if c.get("IDP_WORKBENCH_REDIRECT_URI") not in ("omit", "send"):
+        problems.append("BRIDGE_IDP_WORKBENCH_REDIRECT_URI must be omit or send")
+    if c.get("USERINFO_TENANT_MATCH") not in ("tenant_id", "tenant_code"):
+        problems.append("BRIDGE_USERINFO_TENANT_MATCH must be tenant_id or tenant_code")
     if not problems and c["NONCE_TTL_SECONDS"] < 2 * c["SIGNATURE_WINDOW_SECONDS"]:
         problems.append("BRIDGE_NONCE_TTL_SECONDS must be at least twice BRIDGE_SIGNATURE_WINDOW_SECONDS")
     if problems:

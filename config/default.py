@@ -50,9 +50,12 @@ LOG_LEVEL = "INFO"
 
 # --- browser login (sso/) -----------------------------------------------------------------------
 
-# A code that arrives without state (workbench launch, unified portal): "reinitiate" discards it
-# and restarts a state-bound authorize at the tenant's authentication centre; "direct" exchanges
-# it as it is. See SECURITY.md for the trade-off.
+# A code that arrives without state (workbench launch, unified portal) cannot prove this browser
+# asked for it. "reinitiate" keeps it (encrypted, in the flow cookie, for its short life) and
+# restarts a state-bound authorize; when the centre cannot answer that silently (an error, or no
+# state again), the kept code is exchanged and the person confirms with one click that names the
+# account and company. "confirm" always asks that click; "direct" exchanges without asking (login
+# CSRF possible: local use only). See SECURITY.md.
 WORKBENCH_LOGIN = "reinitiate"
 
 # KooGallery's unified login portal, and the appId of the application credential (spec §6.1 A).
@@ -143,3 +146,15 @@ RELEASED_DATA_RETENTION_DAYS = 15
 # `tenant` is refused unless USERINFO_TENANT_OPTIONAL is on.
 USERINFO_TENANT_MATCH = "tenant_id"
 USERINFO_TENANT_OPTIONAL = False
+
+# Open login states (one per login started, anonymous) are capped per client address and in total.
+LOGIN_STATES_PER_CLIENT = 20
+LOGIN_STATES_TOTAL = 100_000
+# Re-initiated workbench logins ask the centre to answer without a page (prompt=none). The centre
+# documents no `prompt`; one that refuses it sends an error, and the bridge falls back to asking.
+IDP_PROMPT_NONE = True
+# A workbench/portal code was issued for the registered login address: the token request leaves
+# redirect_uri out ("omit") unless the centre insists on it ("send").
+IDP_WORKBENCH_REDIRECT_URI = "omit"
+# How long a held sign-in (workbench confirmation, account switch) waits for the person's click.
+HELD_SIGN_IN_SECONDS = 300

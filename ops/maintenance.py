@@ -13,9 +13,17 @@ from flask.cli import with_appcontext
 from admin.models import AuditEntry, OperatorSession
 from common.clock import utcnow
 from extensions import db
-from sso.models import LoginEvent, LoginState, UserSession
+from sso.models import HeldSignIn, LoginEvent, LoginState, UserSession
 from sso.oidc.models import CODE_LIFETIME, BackchannelLogout, OidcAuthorizationCode, OidcToken
-from tenants.models import SeenNonce, SyncCall
+from tenants.models import (
+    Department,
+    Instance,
+    InstanceStatus,
+    SeenNonce,
+    SyncCall,
+    TenantInstance,
+    TenantUser,
+)
 
 
 def run_maintenance() -> dict[str, int]:
@@ -24,9 +32,16 @@ def run_maintenance() -> dict[str, int]:
     session_cutoff = now - timedelta(days=cfg["SESSION_RETENTION_DAYS"])
     audit_cutoff = now - timedelta(days=cfg["AUDIT_RETENTION_DAYS"])
     epoch = int(time.time())
+    released = _tenants_of_released_instances(now - timedelta(days=cfg["RELEASED_DATA_RETENTION_DAYS"]))
     steps = {
         "nonces": db.delete(SeenNonce).where(SeenNonce.expires_at < now),
         "login_states": db.delete(LoginState).where(LoginState.expires_at < now),
+        "held_sign_ins": db.delete(HeldSignIn).where(HeldSignIn.expires_at < now),
+        # A released order's people: kept for the retention period (the marketplace asks 15 days
+        # for a frozen one), then gone, with their sessions and departments.
+        "released_users": db.delete(TenantUser).where(TenantUser.tenant_id.in_(released)),
+        "released_departments": db.delete(Department).where(Department.tenant_id.in_(released)),
+        "released_sessions": db.delete(UserSession).where(UserSession.tenant_id.in_(released)),
         "sessions": db.delete(UserSession).where(
             db.or_(UserSession.ended_at < session_cutoff, UserSession.expires_at < session_cutoff)),
         "oidc_codes": db.delete(OidcAuthorizationCode).where(OidcAuthorizationCode.created_at_ts < epoch - CODE_LIFETIME
@@ -50,6 +65,15 @@ def run_maintenance() -> dict[str, int]:
     return removed
 
 
+def _tenants_of_released_instances(cutoff):
+    """Tenants every order of which was released before `cutoff`."""
+    expired = db.select(Instance.instance_id).where(Instance.status == InstanceStatus.RELEASED,
+                                                    Instance.released_at < cutoff)
+    live = db.select(TenantInstance.tenant_id).where(TenantInstance.instance_id.not_in(expired))
+    return db.select(TenantInstance.tenant_id).where(TenantInstance.instance_id.in_(expired),
+                                                     TenantInstance.tenant_id.not_in(live))
+
+
 @click.group("maintenance", help="Housekeeping that keeps the tables bounded.")
 def maintenance_cli():
     pass
@@ -58,7 +82,8 @@ def maintenance_cli():
 @maintenance_cli.command("run")
 @with_appcontext
 def run():
-    """Delete expired nonces, login states, codes and tokens, old sessions, delivered logouts and
-    audit rows past BRIDGE_AUDIT_RETENTION_DAYS. Safe to run from cron on every host."""
+    """Delete expired nonces, login states, codes and tokens, old sessions, delivered logouts, audit
+    rows past BRIDGE_AUDIT_RETENTION_DAYS, and the users of orders released more than
+    BRIDGE_RELEASED_DATA_RETENTION_DAYS ago. Safe to run from cron on every host."""
     for name, count in run_maintenance().items():
         click.echo(f"{name:<22}{count} removed")

@@ -14,6 +14,11 @@ DESCRIPTIONS = {
     "malformed_json": "token and userinfo answer 200 application/json that is not valid JSON",
     "expired_codes": "the token endpoint answers invalid_grant for every authorization code",
     "wrong_tenant": "userinfo reports another tenant's id in `tenant`",
+    # How a real centre may treat a re-initiated authorize (it documents no `prompt`).
+    "honours_prompt": "authorize with prompt=none answers error=login_required when the browser is not signed in",
+    "refuses_prompt": "authorize with any prompt parameter answers error=invalid_request",
+    "forgets_sign_in": "authorize shows the sign-in page even to a browser signed in at the centre",
+    "domain_id_tenant": "userinfo reports the enterprise's domainId (not the tenantId) in `tenant`",
 }
 DEFAULT_SLOW_SECONDS = 10.0
 MAX_SLOW_SECONDS = 300.0

@@ -79,13 +79,20 @@ def authorize():
     except AuthorizeRedirectError as exc:
         return redirect(with_query(exc.request.redirect_uri, error=exc.error, error_description=exc.description,
                                    state=exc.request.state))
+    faults, prompt = _faults(), request.args.get("prompt")
+    if prompt and "refuses_prompt" in faults:
+        return redirect(with_query(oauth_request.redirect_uri, error="invalid_request",
+                                   error_description="unsupported parameter: prompt", state=oauth_request.state))
     if request.method == "POST":
         user = _sign_in_from_form()
         if user is None:
             return _sign_in_page(oauth_request=oauth_request, error=_("signin.failed"),
                                  username=request.form.get("username", ""))
     else:
-        user = _signed_in_user()
+        user = None if "forgets_sign_in" in faults else _signed_in_user()
+        if user is None and prompt == "none" and "honours_prompt" in faults:
+            return redirect(with_query(oauth_request.redirect_uri, error="login_required",
+                                       error_description="the user is not signed in", state=oauth_request.state))
         if user is None:
             return _sign_in_page(oauth_request=oauth_request)
     code = s.oauth.issue_code(g.tenant, user, client_id=oauth_request.client_id,
@@ -126,7 +133,8 @@ def userinfo():
         return failure
     try:
         info = services().oauth.userinfo(g.tenant, request.headers.get("Authorization"),
-                                         wrong_tenant="wrong_tenant" in faults)
+                                         wrong_tenant="wrong_tenant" in faults,
+                                         domain_id_tenant="domain_id_tenant" in faults)
     except OAuthError as exc:
         log.info("userinfo_refused tenant=%s reason=%s", g.tenant.tenant_code, exc.reason)
         response = oauth_json(exc.as_json(), exc.status)

@@ -238,7 +238,8 @@ class AuthorizationServer:
 
     # --- userinfo --------------------------------------------------------------------------------
 
-    def userinfo(self, tenant: Tenant, authorization: str | None, *, wrong_tenant: bool = False) -> dict:
+    def userinfo(self, tenant: Tenant, authorization: str | None, *, wrong_tenant: bool = False,
+                 domain_id_tenant: bool = False) -> dict:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("no bearer token")
@@ -255,6 +256,8 @@ class AuthorizationServer:
         if wrong_tenant:
             tenant_id = next((t.tenant_id for t in self.directory.tenants if t.tenant_id != tenant.tenant_id),
                              "0" * 32)
+        if domain_id_tenant:  # the enterprise's domainId, as the centre documents `tenant`
+            tenant_id = "domain-" + hashlib.sha256(tenant.tenant_id.encode()).hexdigest()[:24]
         user_id = self.directory.user_id(tenant, user)
         info = {"id": user_id, "userName": user.user_name, "name": user.name, "email": user.email,
                 "mobile": user.mobile, "role": user.role,

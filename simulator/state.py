@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS instances (
 CREATE TABLE IF NOT EXISTS clock (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-FAULT_KINDS = ("slow", "error5xx", "malformed_json", "expired_codes", "wrong_tenant")
+FAULT_KINDS = ("slow", "error5xx", "malformed_json", "expired_codes", "wrong_tenant", "honours_prompt",
+               "refuses_prompt", "forgets_sign_in", "domain_id_tenant")
 WORKBENCH = "workbench"  # session scope of the KooGallery account; IdP scopes are "t:<tenantCode>"
 
 

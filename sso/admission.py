@@ -110,6 +110,17 @@ def admit_user(tenant: Tenant, user_name: str, centre_tenant: str | None) -> Adm
     return Admitted(None if jit else user, jit)
 
 
+def recheck(tenant_id: str, user_name: str, *, jit: bool) -> None:
+    """A held sign-in, minutes later: KooGallery may have revoked the user or frozen the order since."""
+    tenant = queries.tenant(tenant_id)
+    now = utcnow()
+    reason = tenant_refusal(tenant, orders := queries.orders_of(tenant_id) if tenant else [], now)
+    if not reason:
+        reason = user_refusal(tenant, queries.user(tenant_id, user_name), jit=jit, seats=_seats_enforced(orders, now))
+    if reason:
+        raise LoginError(reason, tenant_id=tenant_id, user_name=user_name)
+
+
 def check_centre_tenant(tenant: Tenant, centre_tenant: str | None, user_name: str) -> None:
     """The centre documents userinfo `tenant` as the enterprise's domainId; the bridge expects the
     tenantId of the callback, or the documented alternative the operator chose."""

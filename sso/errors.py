@@ -32,6 +32,8 @@ REASONS = {
     "idp_busy": (503, True),
     "idp_circuit_open": (503, True),
     "bad_request": (400, True),
+    "too_many_logins": (429, True),
+    "confirm_expired": (400, True),
 }
 
 

@@ -27,6 +27,12 @@ class LoginState(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A digest of the client's address: open states are capped per client.
+    client_hash: Mapped[str | None] = mapped_column(String(32))
+    # Started again by the bridge for a workbench code that came without state.
+    reinitiated: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_sso_login_state_client", "client_hash", "expires_at"),)
 
 
 class UserSession(db.Model):
@@ -60,6 +66,28 @@ class UserSession(db.Model):
 register_encrypted_column(LoginState.code_verifier_enc)
 register_encrypted_column(UserSession.access_token_enc)
 register_encrypted_column(UserSession.refresh_token_enc)
+
+
+class HeldSignIn(db.Model):
+    """A completed code exchange waiting for the person's click: a workbench code the bridge could
+    not bind to this browser, or a sign-in that would replace another account's session. One per
+    browser (a newer one replaces it); written only after the centre vouched for the code."""
+
+    __tablename__ = "sso_held_sign_in"
+
+    browser_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "workbench" | "switch"
+    identity_json: Mapped[str] = mapped_column(Text)
+    access_token_enc: Mapped[str] = mapped_column(Text)
+    refresh_token_enc: Mapped[str | None] = mapped_column(Text)
+    expires_in: Mapped[int] = mapped_column(Integer)
+    next_url: Mapped[str | None] = mapped_column(String(2048))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+register_encrypted_column(HeldSignIn.identity_json)
+register_encrypted_column(HeldSignIn.access_token_enc)
+register_encrypted_column(HeldSignIn.refresh_token_enc)
 
 
 class LoginEvent(db.Model):

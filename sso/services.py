@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import string
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -72,24 +73,44 @@ def client_for(tenant: Tenant) -> Client:
 # --- starting a login -----------------------------------------------------------------------------
 
 
-def start_login(tenant: Tenant, *, browser_token: str, redirect_uri: str, next_url: str | None) -> str:
-    """Record a state bound to this browser and return the authorize URL to send it to."""
+_STATE_ALPHABET = string.ascii_letters + string.digits  # what the centres document for `state`
+
+
+def new_state() -> str:
+    return "".join(secrets.choice(_STATE_ALPHABET) for _ in range(43))
+
+
+def start_login(tenant: Tenant, *, browser_token: str, redirect_uri: str, next_url: str | None,
+                client: str | None = None, reinitiated: bool = False) -> str:
+    """Record a state bound to this browser and return the authorize URL to send it to.
+
+    Anyone can start a login, so the rows this writes are capped: per client (its address) and in
+    total; past a cap nothing is written and the visitor is told to wait (DESIGN invariant 10)."""
     admission.check_tenant(tenant)
-    client = client_for(tenant)
+    oauth_client = client_for(tenant)
     cfg = current_app.config
-    state = secrets.token_urlsafe(32)
+    client_hash = hash_token(client or "-")[:32]
+    now = utcnow()
+    open_states = db.select(db.func.count()).select_from(LoginState).where(LoginState.expires_at > now,
+                                                                           LoginState.used_at.is_(None))
+    if (db.session.scalar(open_states.where(LoginState.client_hash == client_hash))
+            >= cfg["LOGIN_STATES_PER_CLIENT"] or db.session.scalar(open_states) >= cfg["LOGIN_STATES_TOTAL"]):
+        raise LoginError("too_many_logins", "open login states over the cap", tenant_id=tenant.tenant_id)
+    state = new_state()
     verifier = secrets.token_urlsafe(48) if cfg["IDP_USE_PKCE"] else None
     db.session.add(LoginState(
         state_hash=hash_token(state), browser_hash=hash_token(browser_token), tenant_id=tenant.tenant_id,
-        redirect_uri=redirect_uri, next_url=next_url,
+        redirect_uri=redirect_uri, next_url=next_url, client_hash=client_hash, reinitiated=reinitiated,
         code_verifier_enc=keyring().data.encrypt(verifier) if verifier else None,
-        expires_at=utcnow() + timedelta(seconds=cfg["LOGIN_STATE_TTL_SECONDS"]),
+        expires_at=now + timedelta(seconds=cfg["LOGIN_STATE_TTL_SECONDS"]),
     ))
     db.session.commit()
-    params = {"response_type": "code", "client_id": client.client_id, "redirect_uri": redirect_uri,
+    params = {"response_type": "code", "client_id": oauth_client.client_id, "redirect_uri": redirect_uri,
               "scope": cfg["IDP_SCOPE"], "state": state}
     if verifier:
         params |= {"code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"}
+    if reinitiated and cfg["IDP_PROMPT_NONE"]:
+        params["prompt"] = "none"  # a centre that knows it answers without a page, or with an error
     return f"{tenant.domain_name}{AUTHORIZE_PATH}?{urlencode(params)}"
 
 
@@ -116,6 +137,7 @@ class PendingLogin:
     redirect_uri: str
     code_verifier: str | None
     next_url: str | None
+    reinitiated: bool = False
 
 
 def consume_state(state: str, *, browser_token: str | None, callback_tenant: str | None) -> PendingLogin:
@@ -137,7 +159,7 @@ def consume_state(state: str, *, browser_token: str | None, callback_tenant: str
                          tenant_id=row.tenant_id)
     row.used_at = utcnow()
     verifier = keyring().data.decrypt(row.code_verifier_enc) if row.code_verifier_enc else None
-    pending = PendingLogin(row.tenant_id, row.redirect_uri, verifier, row.next_url)
+    pending = PendingLogin(row.tenant_id, row.redirect_uri, verifier, row.next_url, bool(row.reinitiated))
     db.session.commit()  # used before any outbound call: a replay in parallel finds it used
     return pending
 

@@ -6,8 +6,10 @@ the cookie and set it; the transaction boundaries are here."""
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from blinker import Namespace
@@ -19,10 +21,10 @@ from common.hashing import hash_token
 from extensions import db
 from keys import keyring
 from sso import admission, services
-from sso.auth_centre import AuthCentreError
+from sso.auth_centre import AuthCentreError, Tokens
 from sso.errors import LoginError
 from sso.identity import Identity
-from sso.models import LoginState, UserSession
+from sso.models import HeldSignIn, LoginState, UserSession
 from tenants import queries
 
 log = logging.getLogger(__name__)
@@ -126,6 +128,54 @@ def sign_in(identity: Identity, tokens, *, previous_cookie: str | None, request_
                                 remote_addr=remote_addr, commit=False)
     db.session.commit()
     return raw_id
+
+
+# --- sign-ins that wait for the person's click ----------------------------------------------------
+
+
+def hold_sign_in(identity: Identity, tokens, *, browser_token: str, kind: str, next_url: str | None) -> None:
+    """Keep a completed exchange until the person confirms it (one per browser, a newer replaces it)."""
+    box = keyring().data
+    browser_hash = hash_token(browser_token)
+    db.session.execute(db.delete(HeldSignIn).where(HeldSignIn.browser_hash == browser_hash))
+    db.session.add(HeldSignIn(
+        browser_hash=browser_hash, kind=kind, identity_json=box.encrypt(json.dumps(asdict(identity))),
+        access_token_enc=box.encrypt(tokens.access_token),
+        refresh_token_enc=box.encrypt(tokens.refresh_token) if tokens.refresh_token else None,
+        expires_in=tokens.expires_in, next_url=next_url,
+        expires_at=utcnow() + timedelta(seconds=current_app.config["HELD_SIGN_IN_SECONDS"])))
+    db.session.commit()
+
+
+@dataclass(frozen=True)
+class Held:
+    identity: Identity
+    tokens: Tokens
+    kind: str
+    next_url: str | None
+
+
+def held_sign_in(browser_token: str | None, *, take: bool = False) -> Held | None:
+    """The browser's unexpired held sign-in (removed when taken), or None."""
+    if not browser_token:
+        return None
+    row = db.session.get(HeldSignIn, hash_token(browser_token), with_for_update=take)
+    if row is None or aware(row.expires_at) <= utcnow():
+        return None
+    box = keyring().data
+    held = Held(Identity(**json.loads(box.decrypt(row.identity_json))),
+                Tokens(box.decrypt(row.access_token_enc),
+                       box.decrypt(row.refresh_token_enc) if row.refresh_token_enc else None, row.expires_in),
+                row.kind, row.next_url)
+    if take:
+        db.session.delete(row)
+    return held
+
+
+def drop_held_sign_in(browser_token: str | None) -> None:
+    if browser_token:
+        db.session.execute(db.delete(HeldSignIn).where(HeldSignIn.browser_hash == hash_token(browser_token)))
+        db.session.commit()
 
 
 def sign_out(user_session: UserSession, *, reason: str, request_id: str, remote_addr: str | None,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 
+from cryptography.fernet import InvalidToken
 from flask import (
     Blueprint,
     current_app,
@@ -22,7 +24,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from common.redirects import safe_next
 from extensions import db
-from sso import services, sessions
+from keys import keyring
+from sso import admission, services, sessions
 from sso.errors import LoginError
 from sso.oidc.landing import landing_url
 from sso.web import current_session
@@ -32,7 +35,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("sso", __name__, url_prefix="/sso")
 
 BROWSER_KEY = "login_binding"  # in the signed flow cookie: binds each state to this browser
-REINITIATED_KEY = "reinitiated"
+KEPT_CODE_KEY = "kept_code"  # a workbench code kept (encrypted) while its login is re-initiated
+KEPT_CODE_SECONDS = 120
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -55,10 +59,36 @@ def _clear_flow(keep: tuple[str, ...]) -> None:
     session.update(kept)
 
 
-def _start(tenant, next_url):
+def _external(endpoint: str, **values) -> str:
+    base = current_app.config.get("PUBLIC_URL")
+    return f"{base.rstrip('/')}{url_for(endpoint, **values)}" if base else url_for(endpoint, _external=True, **values)
+
+
+def _start(tenant, next_url, *, reinitiated: bool = False):
     target = services.start_login(tenant, browser_token=_browser_token(), redirect_uri=_callback_url(),
-                                  next_url=next_url)
+                                  next_url=next_url, client=request.remote_addr, reinitiated=reinitiated)
     return redirect(target, code=302)
+
+
+def _keep_code(tenant_id: str, code: str) -> None:
+    session[KEPT_CODE_KEY] = {"tenant": tenant_id, "code": keyring().data.encrypt(code),
+                              "until": int(time.time()) + KEPT_CODE_SECONDS}
+
+
+def _take_kept_code(tenant_id: str) -> str | None:
+    kept = session.pop(KEPT_CODE_KEY, None)
+    if not isinstance(kept, dict) or kept.get("tenant") != tenant_id or kept.get("until", 0) < time.time():
+        return None
+    try:
+        return keyring().data.decrypt(kept["code"])
+    except InvalidToken:
+        return None
+
+
+def _workbench_redirect_uri() -> str | None:
+    """A workbench/portal code was issued for the registered login address, not for an authorize
+    request of ours: the token request leaves redirect_uri out unless the deployment says otherwise."""
+    return _callback_url() if current_app.config["IDP_WORKBENCH_REDIRECT_URI"] == "send" else None
 
 
 # --- routes ---------------------------------------------------------------------------------------
@@ -88,35 +118,79 @@ def login_form():
 def callback():
     args = request.args
     tenant_ref = args.get("tenant") or args.get("tenantId")
+    state = args.get("state")
     if args.get("error"):
-        raise LoginError("idp_denied", f"{args.get('error')[:50]}: {args.get('error_description', '')[:150]}",
-                         tenant_id=(tenant_ref or "")[:64] or None)
+        denied = LoginError("idp_denied", f"{args.get('error')[:50]}: {args.get('error_description', '')[:150]}",
+                            tenant_id=(tenant_ref or "")[:64] or None)
+        try:
+            pending = services.consume_state(state or "", browser_token=session.get(BROWSER_KEY),
+                                             callback_tenant=tenant_ref)
+        except LoginError:
+            raise denied from None  # the centre's answer is what the person needs to hear
+        kept = _take_kept_code(pending.tenant_id)
+        if pending.reinitiated and kept:
+            # The centre could not answer our re-initiated authorize silently: ask the person.
+            return _confirm_workbench_code(pending.tenant_id, kept)
+        raise denied
     code = args.get("code")
     if not code:
         raise LoginError("code_missing", "callback without code", tenant_id=(tenant_ref or "")[:64] or None)
-    if args.get("state"):
-        pending = services.consume_state(args["state"], browser_token=session.get(BROWSER_KEY),
-                                         callback_tenant=tenant_ref)
-        session.pop(REINITIATED_KEY, None)
+    if state:
+        pending = services.consume_state(state, browser_token=session.get(BROWSER_KEY), callback_tenant=tenant_ref)
+        _take_kept_code(pending.tenant_id)  # the bound login came back: the kept code is not needed
         identity, tokens = services.complete_login(pending.tenant_id, code, redirect_uri=pending.redirect_uri,
                                                    code_verifier=pending.code_verifier)
-        return _sign_in(identity, tokens, pending.next_url)
-    # No state: a workbench or unified-portal launch (spec §6.1).
+        return _finish(identity, tokens, pending.next_url)
+    # No state: a workbench or unified-portal launch (spec §6.1). DESIGN invariant 8: never open a
+    # session someone else planted, never make a person sign in twice.
     if not tenant_ref:
         raise LoginError("bad_request", "callback with neither state nor tenant")
     tenant = services.find_tenant(tenant_ref)
-    if current_app.config["WORKBENCH_LOGIN"] == "direct":
-        identity, tokens = services.complete_login(tenant.tenant_id, code, redirect_uri=_callback_url(),
+    policy = current_app.config["WORKBENCH_LOGIN"]
+    if policy == "direct":
+        identity, tokens = services.complete_login(tenant.tenant_id, code, redirect_uri=_workbench_redirect_uri(),
                                                    code_verifier=None)
+        return _finish(identity, tokens, None)
+    if policy == "confirm" or _take_kept_code(tenant.tenant_id) is not None:
+        # Asked for, or the centre came back without our state again: the person decides.
+        return _confirm_workbench_code(tenant.tenant_id, code)
+    _keep_code(tenant.tenant_id, code)
+    return _start(tenant, None, reinitiated=True)
+
+
+def _confirm_workbench_code(tenant_id: str, code: str):
+    identity, tokens = services.complete_login(tenant_id, code, redirect_uri=_workbench_redirect_uri(),
+                                               code_verifier=None)
+    current = current_session()
+    if current is not None and _same_account(current, identity):
         return _sign_in(identity, tokens, None)
-    # reinitiate: drop the unsolicited code, restart bound to this browser. An IdP that drops our
-    # state would send the browser round in circles; the second time we stop and say why.
-    if session.get(REINITIATED_KEY) == tenant.tenant_id:
-        session.pop(REINITIATED_KEY, None)
-        raise LoginError("idp_no_state", "authentication centre returned without state twice",
-                         tenant_id=tenant.tenant_id)
-    session[REINITIATED_KEY] = tenant.tenant_id
-    return _start(tenant, None)
+    sessions.hold_sign_in(identity, tokens, browser_token=_browser_token(), kind="workbench", next_url=None)
+    return _personal(render_template("sso/confirm.html", new=identity, current=_account_of(current)))
+
+
+def _finish(identity, tokens, next_url):
+    """A login came back for this browser. Replacing another account's session needs the person's
+    click (DESIGN invariant 9): no GET alone moves anyone into another account."""
+    current = current_session()
+    if current is None or _same_account(current, identity):
+        return _sign_in(identity, tokens, next_url)
+    sessions.hold_sign_in(identity, tokens, browser_token=_browser_token(), kind="switch", next_url=next_url)
+    return _personal(render_template("sso/confirm.html", new=identity, current=_account_of(current)))
+
+
+def _same_account(user_session, identity) -> bool:
+    return (user_session.tenant_id, user_session.user_name) == (identity.tenant_id, identity.user_name)
+
+
+def _account_of(user_session):
+    return sessions.identity_of(user_session) if user_session is not None else None
+
+
+def _personal(body, status: int = 200):
+    response = make_response(body, status)
+    response.headers["Cache-Control"] = "no-store"
+    response.vary.add("Cookie")
+    return response
 
 
 def _sign_in(identity, tokens, next_url):
@@ -128,6 +202,26 @@ def _sign_in(identity, tokens, next_url):
                         secure=current_app.config["COOKIE_SECURE"], samesite="Lax", path="/",
                         max_age=current_app.config["SESSION_ABSOLUTE_HOURS"] * 3600)
     return response
+
+
+@bp.post("/continue")
+def continue_sign_in():
+    """The person's click on the confirmation page (CSRF-checked like every form)."""
+    browser = session.get(BROWSER_KEY)
+    action = request.form.get("action")
+    if action in ("keep", "other"):
+        held = sessions.held_sign_in(browser)
+        sessions.drop_held_sign_in(browser)
+        if action == "other" and held is not None:
+            # Sign out at the tenant's centre, then start again there with whoever signs in.
+            back = _external("sso.login", tenant=held.identity.tenant_id)
+            return redirect(services.logout_url(held.identity.tenant_id, back) or back)
+        return redirect(url_for("sso.home"))
+    held = sessions.held_sign_in(browser, take=True)
+    if held is None:
+        raise LoginError("confirm_expired", "no held sign-in for this browser")
+    admission.recheck(held.identity.tenant_id, held.identity.user_name, jit=held.identity.jit)
+    return _sign_in(held.identity, held.tokens, held.next_url)
 
 
 @bp.get("/")

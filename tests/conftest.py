@@ -14,6 +14,8 @@ from tests.helpers import BASIC_KEY, DATA_KEY, KIT_KEY, truncate_all
 from tests.koogallery import KooGallery
 from tests.pg import PgBouncer, PostgresCluster, find_pg_bin, find_pgbouncer
 
+pytest_plugins = ["tests.sso_fixtures", "tests.oidc_fixtures"]  # shared fixtures live in plugins, not in test modules
+
 
 def _postgres_required() -> bool:
     return os.environ.get("CI", "").lower() == "true" or os.environ.get("TEST_REQUIRE_POSTGRES") == "1"

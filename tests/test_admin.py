@@ -24,8 +24,8 @@ from sso.oidc.models import BackchannelLogout, OidcClient
 from tenants.models import TenantApp
 from tests import factories as f
 from tests.helpers import code_of, ok
-from tests.test_oidc import app_client, idp, register, signed_in, tokens_for  # noqa: F401  (fixtures)
-from tests.test_sso_flow import SECRET, fake_idp, sign_in, start, synced  # noqa: F401  (fixture)
+from tests.oidc_fixtures import register, tokens_for
+from tests.sso_fixtures import SECRET, fake_idp, sign_in, start
 
 PASSWORD = "correct horse battery"
 FAST_HASH = "scrypt:1024:8:1"  # the tests check the logic, not scrypt's cost
@@ -249,7 +249,7 @@ def test_next_returns_to_the_page_asked_for_but_only_inside_the_console(app, ope
         assert response.headers["Location"] == "/admin/tenants", evil
 
 
-def test_an_end_users_session_is_not_an_operator_session(synced, client, idp):  # noqa: F811
+def test_an_end_users_session_is_not_an_operator_session(synced, client, idp):
     sign_in(client, idp)
     assert client.get("/sso/me").status_code == 200
     assert client.get("/admin/tenants").status_code == 303
@@ -450,7 +450,7 @@ def test_code_step_expires_after_five_minutes(app, totp):
 
 
 @pytest.fixture
-def populated(synced, client, idp, kg):  # noqa: F811
+def populated(synced, client, idp, kg):
     """acme (from the SSO tests) with alice signed in, an instance, and one refused sync call."""
     assert sign_in(client, idp).status_code == 302
     ok(kg.basic(f.new_instance(businessId="inst-1")))
@@ -500,7 +500,7 @@ def test_tenant_page_shows_users_departments_instances_apps_and_sessions(populat
     assert 'data-field="login-block"' in page and "可以登录" in page
 
 
-def test_ending_a_users_sessions_revokes_tokens_and_queues_backchannel_logout(app, signed_in, app_client, console):  # noqa: F811
+def test_ending_a_users_sessions_revokes_tokens_and_queues_backchannel_logout(app, signed_in, app_client, console):
     tokens_for(signed_in, app_client)
     response = post_form(console, f"/admin/tenants/{f.TENANT}/end-user-sessions", user_name="alice")
     assert response.status_code == 303 and response.headers["Location"] == f"/admin/tenants/{f.TENANT}"
@@ -515,7 +515,7 @@ def test_ending_a_users_sessions_revokes_tokens_and_queues_backchannel_logout(ap
     assert entry.detail == "1 session(s) ended"
 
 
-def test_ending_all_sessions_of_a_tenant(app, synced, client, idp, console):  # noqa: F811
+def test_ending_all_sessions_of_a_tenant(app, synced, client, idp, console):
     bob = app.test_client()
     sign_in(client, idp)
     sign_in(bob, idp, user="bob")
@@ -556,7 +556,7 @@ def test_sync_call_detail_shows_the_redacted_body(app, populated, console):
     assert '<pre class="body" id="body">' in application
 
 
-def test_login_audit_lists_outcomes_and_filters(app, synced, client, idp, console):  # noqa: F811
+def test_login_audit_lists_outcomes_and_filters(app, synced, client, idp, console):
     sign_in(client, idp)
     refused = app.test_client()
     _, params = start(refused)
@@ -610,7 +610,7 @@ def test_bad_input_is_a_clear_page(console):
             assert 'class="console-nav"' in response.get_data(as_text=True)  # still inside the console
 
 
-def test_long_lists_are_paginated_keeping_the_filters(make_app, synced):  # noqa: F811
+def test_long_lists_are_paginated_keeping_the_filters(make_app, synced):
     app = make_app(ADMIN_PASSWORD_HASH_METHOD=FAST_HASH, ADMIN_PAGE_SIZE=2)
     create_operator(app.test_cli_runner())
     browser = app.test_client()

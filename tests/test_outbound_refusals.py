@@ -11,7 +11,7 @@ from sso.auth_centre import AuthCentreError
 from tenants.models import Tenant
 from tests import factories as f
 from tests.helpers import code_of, ok, rows
-from tests.test_sso_flow import refused, start, synced  # noqa: F401  (fixture)
+from tests.sso_fixtures import refused, start
 
 INTERNAL_FORMS = ["2130706433", "0x7f000001", "017700000001", "127.1", "0", "[::1]", "[::ffff:127.0.0.1]",
                   "[64:ff9b::7f00:1]", "[64:ff9b::a9fe:a9fe]", "[64:ff9b:1::1]", "[2002:a9fe:a9fe::1]",
@@ -61,7 +61,7 @@ def no_calls():
         yield mock
 
 
-def test_busy_centre_answers_a_clear_page_at_once(synced, app, client, no_calls, monkeypatch):  # noqa: F811
+def test_busy_centre_answers_a_clear_page_at_once(synced, app, client, no_calls, monkeypatch):
     monkeypatch.setattr(app.extensions["auth_centre_client"].concurrency, "try_acquire", lambda centre: None)
     _, params = start(client)
     response = client.get("/sso/callback", query_string={"code": "c", "state": params["state"], "lang": "en"})
@@ -70,7 +70,7 @@ def test_busy_centre_answers_a_clear_page_at_once(synced, app, client, no_calls,
     assert b"busy" in response.data and not no_calls.calls
 
 
-def test_open_circuit_answers_a_clear_page_at_once(synced, app, client, no_calls, monkeypatch):  # noqa: F811
+def test_open_circuit_answers_a_clear_page_at_once(synced, app, client, no_calls, monkeypatch):
     def circuit_open(host):
         raise AuthCentreError("circuit_open", f"{host} failing", retry_after=17)
 

@@ -4,87 +4,18 @@ user can take, what they see, and what is stored."""
 from __future__ import annotations
 
 import logging
-import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import responses
 
 from common.clock import utcnow
 from extensions import db
 from keys.rsa import encrypt_client_secret
-from sso.models import LoginEvent, LoginState, UserSession
+from sso.models import LoginState, UserSession
 from tests import factories as f
 from tests.helpers import ok
-
-IDP = "https://idp.example.com/t/acme"
-CALLBACK = "http://localhost/sso/callback"
-SECRET = "client-secret-for-acme"
-
-
-@pytest.fixture
-def synced(kg, rsa_key):
-    ok(kg.basic(f.new_instance(businessId="inst-1")))  # the order the kit calls name
-    ok(kg.kit("tenantSync", f.tenant_sync(tenantCode="acme", name="Acme 科技", domainName=IDP)))
-    ok(kg.kit("applicationSync", f.application_sync(encrypt_client_secret(SECRET, rsa_key[0].public_key()),
-                                                    clientId="acme-client")))
-    ok(kg.kit("allOrgSync", f.all_org_sync([{"orgCode": "D1", "orgName": "研发部"}])))
-    ok(kg.kit("authSync", f.auth_sync([f.user("alice", name="爱丽丝", role="admin"), f.user("bob"),
-                                       f.user("carol", enable="false")])))
-    ok(kg.kit("authSync", f.auth_sync([f.user("dave")])))
-    ok(kg.kit("authSync", f.auth_sync([{"userName": "dave"}], flag=3, currentSyncTime="20220421000000000")))
-    return kg
-
-
-@pytest.fixture
-def idp():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-def fake_idp(idp, user="alice", *, tenant=f.TENANT, token_status=200, access="at-1", refresh="rt-1"):
-    if token_status == 200:
-        idp.post(f"{IDP}/api/v1/oauth2/token", json={"access_token": access, "token_type": "Bearer",
-                                                      "expires_in": 7200, "refresh_token": refresh})
-    else:
-        idp.post(f"{IDP}/api/v1/oauth2/token", status=token_status,
-                 json={"error": "invalid_grant", "error_description": "Invalid authorization code"})
-    info = {"id": "u-1", "userName": user, "name": user.title(), "role": "user", "organizationCode": "D1"}
-    if tenant:
-        info["tenant"] = tenant
-    idp.get(f"{IDP}/api/v1/oauth2/userinfo", json=info)
-
-
-def start(client, **params):
-    response = client.get("/sso/login", query_string={"tenant": "acme", **params})
-    assert response.status_code == 302, response.data[:300]
-    location = urlsplit(response.headers["Location"])
-    return location, {k: v[0] for k, v in parse_qs(location.query).items()}
-
-
-def sign_in(client, idp, user="alice", **fake):
-    _, params = start(client)
-    fake_idp(idp, user, **fake)
-    return client.get("/sso/callback", query_string={"code": "code-1", "state": params["state"], "tenant": f.TENANT})
-
-
-def refused(response, reason, status):
-    assert response.status_code == status, response.data[:500]
-    assert f'data-reason="{reason}"'.encode() in response.data
-    assert b"Request ID" in response.data or "请求编号".encode() in response.data
-    return response
-
-
-def csrf_token(client, path="/sso/logout") -> str:
-    page = client.get(path).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
-def events(app):
-    with app.app_context():
-        return [(e.outcome, e.reason, e.user_name) for e in db.session.execute(db.select(LoginEvent)).scalars()]
-
+from tests.sso_fixtures import CALLBACK, IDP, SECRET, csrf_token, events, fake_idp, refused, sign_in, start
 
 # --- the happy path -------------------------------------------------------------------------------
 
@@ -288,9 +219,14 @@ def test_workbench_code_is_discarded_and_login_reinitiated(synced, client, idp):
     assert parse_qs(idp.calls[0].request.body)["code"] == ["bound"]
 
 
-def test_idp_that_drops_state_does_not_loop(synced, client):
+def test_idp_that_drops_state_does_not_loop_and_the_person_confirms(synced, client, idp):
     client.get("/sso/callback", query_string={"code": "c1", "tenant": f.TENANT})
-    refused(client.get("/sso/callback", query_string={"code": "c2", "tenant": f.TENANT}), "idp_no_state", 502)
+    fake_idp(idp)
+    page = client.get("/sso/callback", query_string={"code": "c2", "tenant": f.TENANT})
+    assert page.status_code == 200 and 'data-confirm="workbench"' in page.get_data(as_text=True)
+    assert "爱丽丝" in page.get_data(as_text=True) and "Acme 科技" in page.get_data(as_text=True)
+    assert client.get("/sso/me").status_code == 401  # nothing opened before the click
+    assert parse_qs(idp.calls[0].request.body)["code"] == ["c2"]
 
 
 def test_direct_policy_exchanges_the_workbench_code(make_app, synced, idp):
@@ -300,7 +236,15 @@ def test_direct_policy_exchanges_the_workbench_code(make_app, synced, idp):
     response = client.get("/sso/callback", query_string={"code": "wb-code", "tenant": f.TENANT})
     assert response.status_code == 302 and client.get("/sso/me").get_json()["user_name"] == "alice"
     body = parse_qs(idp.calls[0].request.body)
-    assert body["code"] == ["wb-code"] and body["redirect_uri"] == [CALLBACK] and "code_verifier" not in body
+    # The centre issued the code for the registered login address, not for a request of ours.
+    assert body["code"] == ["wb-code"] and "redirect_uri" not in body and "code_verifier" not in body
+
+
+def test_a_deployment_can_send_redirect_uri_with_workbench_codes(make_app, synced, idp):
+    client = make_app(WORKBENCH_LOGIN="direct", IDP_WORKBENCH_REDIRECT_URI="send").test_client()
+    fake_idp(idp)
+    client.get("/sso/callback", query_string={"code": "wb-code", "tenant": f.TENANT})
+    assert parse_qs(idp.calls[0].request.body)["redirect_uri"] == [CALLBACK]
 
 
 # --- sessions -------------------------------------------------------------------------------------
