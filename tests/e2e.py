@@ -125,6 +125,19 @@ class Browser:
         return self.get(f"{stack.bridge.url}/sso/me")
 
 
+def refused_reason(response) -> str | None:
+    found = re.search(r'data-reason="([a-z_]+)"', response.text)
+    return found.group(1) if found else None
+
+
+def launch_from_workbench(stack: Stack, browser: Browser, tenant="huashan", user="zhangsan"):
+    browser.workbench_sign_in(stack, tenant, user)
+    page = browser.get(f"{stack.simulator.url}/workbench")
+    assert "/workbench/launch/" in page.text, page.text[:500]
+    link = re.search(r'href="(/workbench/launch/[^"]+)"', page.text).group(1)
+    return browser.get(f"{stack.simulator.url}{link}")
+
+
 def stack_fixture(tag: str, **bridge_settings):
     """A module-scoped fixture serving the whole chain (with extra BRIDGE_* settings)."""
 

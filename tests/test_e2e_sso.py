@@ -3,32 +3,26 @@ centres, and the bridge served by gunicorn on PostgreSQL."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from common.clock import utcnow
 from extensions import db
 from sso.models import UserSession
-from tests.e2e import HUASHAN, Browser, csrf_of, query_of, stack_fixture, start_stack
+from tests.e2e import (
+    HUASHAN,
+    Browser,
+    csrf_of,
+    launch_from_workbench,
+    query_of,
+    refused_reason,
+    stack_fixture,
+    start_stack,
+)
 
 pytestmark = pytest.mark.live
 
 
 stack = stack_fixture("e2e-sso", IDP_READ_TIMEOUT="1")
-
-
-def refused_reason(response) -> str | None:
-    found = re.search(r'data-reason="([a-z_]+)"', response.text)
-    return found.group(1) if found else None
-
-
-def launch_from_workbench(stack, browser, tenant="huashan", user="zhangsan"):
-    browser.workbench_sign_in(stack, tenant, user)
-    page = browser.get(f"{stack.simulator.url}/workbench")
-    assert "/workbench/launch/" in page.text, page.text[:500]
-    link = re.search(r'href="(/workbench/launch/[^"]+)"', page.text).group(1)
-    return browser.get(f"{stack.simulator.url}{link}")
 
 
 def test_workbench_launch_signs_in_at_the_bridge(fresh):

@@ -57,12 +57,17 @@ def test_two_servers_one_database_behave_as_one(stack, second_bridge):
     assert landed.url == f"{b.url}/sso/"
     assert browser.get(f"{a.url}/sso/me").json()["user_name"] == "zhangsan"
 
-    # A sync on A is seen by B; a nonce used on A is refused by B.
+    # A sync on A is seen by B; its nonce, used on A, gets A's answer on B for the same body (a
+    # re-send after a lost answer) and is refused on B for any other body.
     body = tenant_sync(tenantId="t-two", tenantCode="two", domainName="https://idp.two.example.com")
     headers = kit_headers(KIT_KEY, body)
     first = requests.post(f"{a.url}/produce/produceAPI/v2/tenantSync", data=json.dumps(body), headers=headers, timeout=10)
-    replay = requests.post(f"{b.url}/produce/produceAPI/v2/tenantSync", data=json.dumps(body), headers=headers, timeout=10)
-    assert first.json()["resultCode"] == "000000" and replay.json()["resultCode"] == "000001"
+    resent = requests.post(f"{b.url}/produce/produceAPI/v2/tenantSync", data=json.dumps(body), headers=headers, timeout=10)
+    other = {**body, "name": "another body"}
+    forged = requests.post(f"{b.url}/produce/produceAPI/v2/tenantSync", data=json.dumps(other),
+                           headers=kit_headers(KIT_KEY, other, nonce=headers["x-nonce"]), timeout=10)
+    assert first.json()["resultCode"] == "000000" and resent.json() == first.json()
+    assert forged.json()["resultCode"] == "000001"
     assert "t-two" in stack.bridge_cli("tenants", "list")
 
     # A revocation through B ends the session A serves.

@@ -124,15 +124,20 @@ def test_signed_syncs_on_both_servers_and_identical_parallel_tenant_syncs_make_o
     # 20 requests in flight on two servers; PostgreSQL saw no more connections than PgBouncer's pool.
     assert 1 <= server_connections(postgres) <= POOL_SIZE
 
-    # A sync sent to A is known to B; its nonce, used on A, is refused by B.
+    # A sync sent to A is known to B; its nonce, used on A, gets A's answer on B for the same body
+    # and is refused by B for another body.
     other = tenant_sync(tenantId="t-two", tenantCode="two", domainName="https://idp.two.example.com",
                         instanceId="inst-two")
     headers = kit_headers(KIT_KEY, other)
     first = requests.post(f"{a.url}/produce/produceAPI/v2/tenantSync", data=json.dumps(other), headers=headers,
                           timeout=10)
-    replay = requests.post(f"{b.url}/produce/produceAPI/v2/tenantSync", data=json.dumps(other), headers=headers,
+    resent = requests.post(f"{b.url}/produce/produceAPI/v2/tenantSync", data=json.dumps(other), headers=headers,
                            timeout=10)
-    assert first.json()["resultCode"] == "000000" and replay.json()["resultCode"] == "000001"
+    changed = {**other, "name": "another body"}
+    forged = requests.post(f"{b.url}/produce/produceAPI/v2/tenantSync", data=json.dumps(changed),
+                           headers=kit_headers(KIT_KEY, changed, nonce=headers["x-nonce"]), timeout=10)
+    assert first.json()["resultCode"] == "000000" and resent.json() == first.json()
+    assert forged.json()["resultCode"] == "000001"
     assert "t-two" in fresh.bridge_cli("tenants", "list")
 
 
