@@ -20,13 +20,21 @@ ERROR_TEXTS = (
     N_("admin.error.unavailable.title"), N_("admin.error.unavailable.text"),
 )
 
-# Stored codes shown through label(): outcomes of sign-ins and operators' actions.
+# Stored codes shown through label(): outcomes of sign-ins, operators' actions, instance states, roles.
 LABELS = (
     N_("admin.outcome.success"), N_("admin.outcome.refused"), N_("admin.outcome.logout"),
     N_("admin.outcome.ended"), N_("admin.action.sign_in"), N_("admin.action.sign_in_refused"),
     N_("admin.action.sign_out"), N_("admin.action.end_tenant_sessions"), N_("admin.action.end_user_sessions"),
     N_("admin.action.operator_created"), N_("admin.action.password_reset"), N_("admin.action.operator_disabled"),
     N_("admin.action.operator_enabled"),
+    N_("admin.instance.ACTIVE"), N_("admin.instance.FROZEN"), N_("admin.instance.RELEASED"),
+    N_("admin.user_role.admin"), N_("admin.user_role.user"),
+)
+
+# The sync pages explain a result code (tenants/errors.py) as 'admin.result.<code>'.
+RESULT_TEXTS = (
+    N_("admin.result.000000"), N_("admin.result.000001"), N_("admin.result.000002"), N_("admin.result.000003"),
+    N_("admin.result.000004"), N_("admin.result.000005"), N_("admin.result.000101"),
 )
 
 # admin/login.html and code.html show 'admin.<error>' for a refused sign-in.
@@ -39,8 +47,3 @@ def label(prefix: str, value: str | None) -> str:
     text = gettext(key)
     return text if text != key else (value or "")
 
-
-def known_text(key: str) -> str:
-    """The translation of `key` if the catalog has it, else nothing (for optional hints)."""
-    text = gettext(key)
-    return "" if text == key else text

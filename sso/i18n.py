@@ -6,7 +6,7 @@ code and templates name what a text is for, and both languages are translations 
 from __future__ import annotations
 
 from flask import current_app, request, session
-from flask_babel import Babel
+from flask_babel import Babel, gettext
 
 # Language codes of ?lang= and the session -> catalog locales under translations/ (Babel names
 # Simplified Chinese zh_Hans_CN: a zh_CN folder would not be found).
@@ -54,6 +54,16 @@ PAGE_TEXTS = (
     N_("unavailable.title"), N_("unavailable.text"),
 )
 
+# oidc_error.html explains the standard OAuth 2.0 / OpenID Connect error codes as 'oauth.<code>'
+# (Authlib's descriptions are English); the code itself stays on the page.
+OAUTH_ERRORS = (
+    N_("oauth.invalid_request"), N_("oauth.invalid_client"), N_("oauth.invalid_grant"),
+    N_("oauth.unauthorized_client"), N_("oauth.unsupported_grant_type"), N_("oauth.unsupported_response_type"),
+    N_("oauth.invalid_scope"), N_("oauth.access_denied"), N_("oauth.server_error"),
+    N_("oauth.temporarily_unavailable"), N_("oauth.login_required"), N_("oauth.consent_required"),
+    N_("oauth.interaction_required"), N_("oauth.invalid_request_uri"), N_("oauth.request_not_supported"),
+)
+
 
 def current_language() -> str:
     languages = current_app.config["LANGUAGES"]
@@ -66,6 +76,12 @@ def current_language() -> str:
     return request.accept_languages.best_match(languages, default=languages[0]) or languages[0]
 
 
+def known_text(key: str) -> str:
+    """The translation of `key` if the catalog has it, else nothing (for optional explanations)."""
+    text = gettext(key)
+    return "" if text == key else text
+
+
 def select_locale() -> str:
     return LOCALES[current_language()]
 
@@ -73,4 +89,4 @@ def select_locale() -> str:
 def init_app(app) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", LOCALES["zh"])
     Babel(app, locale_selector=select_locale)
-    app.jinja_env.globals.update(current_language=current_language)
+    app.jinja_env.globals.update(current_language=current_language, known_text=known_text)

@@ -14,12 +14,14 @@ from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
-from admin.i18n import ERROR_TEXTS, LABELS, SIGN_IN_ERRORS
+from admin.i18n import ERROR_TEXTS, LABELS, RESULT_TEXTS, SIGN_IN_ERRORS
 from admin.services import LOGIN_OUTCOMES
 from simulator.i18n import LOCALES as SIM_LOCALES
 from simulator.i18n import ROLES
 from sso.errors import REASONS
-from sso.i18n import LOCALES, PAGE_TEXTS
+from sso.i18n import LOCALES, OAUTH_ERRORS, PAGE_TEXTS
+from tenants.errors import ResultCode
+from tenants.models import InstanceStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 # (babel.cfg, catalog directory): the bridge with its console, and the simulator on its own.
@@ -74,6 +76,9 @@ def test_ids_looked_up_under_computed_names_are_extracted():
     # refused.html: '<reason>.title'/'.text'; admin login and error pages; stored codes; demo roles.
     assert {f"{reason}.{part}" for reason in REASONS for part in ("title", "text")} <= set(PAGE_TEXTS)
     assert {f"admin.outcome.{outcome}" for outcome in LOGIN_OUTCOMES} <= set(LABELS)
+    assert {f"admin.instance.{v}" for k, v in vars(InstanceStatus).items() if k.isupper()} <= set(LABELS)
+    assert {f"admin.result.{v}" for k, v in vars(ResultCode).items() if k.isupper()} <= set(RESULT_TEXTS)
     bridge = _extracted("babel.cfg")
-    assert set(PAGE_TEXTS) | set(ERROR_TEXTS) | set(LABELS) | set(SIGN_IN_ERRORS) <= bridge
+    assert set(PAGE_TEXTS) | set(ERROR_TEXTS) | set(LABELS) | set(SIGN_IN_ERRORS) | set(RESULT_TEXTS) <= bridge
+    assert set(OAUTH_ERRORS) <= bridge
     assert set(ROLES) <= _extracted("simulator/babel.cfg")
