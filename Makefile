@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := app
 
-.PHONY: run test test-deps lint lock serve bench
+.PHONY: run test test-deps lint lock serve bench translations
 
 # The venv, from the hash-checked lock only: a package whose file differs from the one locked
 # fails the install instead of running.
@@ -20,6 +20,19 @@ lock: $(BIN)/.installed
 	  --custom-compile-command "make lock" requirements.txt -o requirements.lock
 	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes \
 	  --custom-compile-command "make lock" requirements-dev.txt -o requirements-dev.lock
+
+## translations: extract the page texts (babel.cfg, simulator/babel.cfg), merge them into the zh_Hans_CN and
+## en catalogs and compile them. The .mo files are committed, so a clone and a wheel need no build step;
+## tests/test_translations.py fails when one is stale or a text lacks a translation.
+CATALOGS := translations simulator/translations
+translations: $(BIN)/.installed
+	$(BIN)/pybabel -q extract -F babel.cfg --no-location --sort-output -w 120 -o translations/messages.pot .
+	$(BIN)/pybabel -q extract -F simulator/babel.cfg --no-location --sort-output -w 120 \
+	  -o simulator/translations/messages.pot .
+	for d in $(CATALOGS); do \
+	  $(BIN)/pybabel -q update -i $$d/messages.pot -d $$d -w 120 --no-fuzzy-matching --ignore-obsolete \
+	  && $(BIN)/pybabel compile --statistics -d $$d || exit 1; \
+	done
 
 # Local secrets and the applicationSync key pair, made once (instance/ is git-ignored).
 instance/config.py: | $(BIN)/.installed

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class AdminError(Exception):
-    """`key` names the page's text in admin.i18n (error.<key>.title/.text); `status` the HTTP status."""
+    """`key` names the page's text in the catalogs (admin.error.<key>.title/.text); `status` the HTTP status."""
 
     def __init__(self, key: str, status: int = 400):
         super().__init__(key)

@@ -7,18 +7,20 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import UTC
+from datetime import UTC, datetime
 from math import ceil
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, g, make_response, redirect, render_template, request, session, url_for
+from flask_babel import gettext
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import SQLAlchemyError
 
 from admin import accounts, services
 from admin import sessions as op_sessions
 from admin.errors import AdminError
-from admin.i18n import known_text, label, translate
+from admin.i18n import label
 from admin.models import Operator
 from common.clock import utcnow
 from common.redirects import safe_next
@@ -67,16 +69,25 @@ SECTION_OF = {"admin.tenant": "admin.tenants", "admin.sync_call": "admin.sync_lo
 
 @bp.context_processor
 def console_helpers():
-    # `_` here looks in the console's strings first, then the bridge's (base.html uses it too).
-    return {"_": translate, "label": label, "known_text": known_text, "operator": g.get("operator"),
-            "when": _when, "page_url": _page_url, "section": SECTION_OF.get(request.endpoint, request.endpoint)}
+    return {"brand": gettext("admin.app_name"), "label": label, "operator": g.get("operator"),
+            "when": _when, "sync_time": _sync_time, "zone": current_app.config["ADMIN_TIMEZONE"], "page_url": _page_url, "section": SECTION_OF.get(request.endpoint, request.endpoint)}
 
 
 def _when(value) -> str:
-    """UTC, whatever the database session's time zone (SQLite gives naive UTC)."""
+    """In the operator's zone (ADMIN_TIMEZONE, named in the column headers); stored values are UTC,
+    naive from SQLite."""
     if not value:
         return ""
-    return (value.astimezone(UTC) if value.tzinfo else value).strftime("%Y-%m-%d %H:%M:%S")
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo(current_app.config["ADMIN_TIMEZONE"])).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _sync_time(stamp: str | None) -> str:
+    """KooGallery's yyyyMMddHHmmssSSS sync stamp (UTC milliseconds) as a time like the others."""
+    try:
+        return _when(datetime.strptime(stamp or "", "%Y%m%d%H%M%S%f"))
+    except ValueError:
+        return stamp or ""
 
 
 def _page_url(param: str, number: int) -> str:
@@ -243,7 +254,7 @@ def logout():
     op_sessions.end_operator_session(g.operator_session, "logout")
     services.record("sign_out", **_audit_fields())
     db.session.commit()
-    flash(translate("admin.signed_out"))
+    flash(gettext("admin.signed_out"))
     response = redirect(url_for("admin.login"), code=303)
     response.delete_cookie(op_sessions.COOKIE, path=op_sessions.COOKIE_PATH)
     return response
@@ -273,7 +284,7 @@ def tenant(tenant_id):
 @bp.post("/tenants/<tenant_id>/end-sessions")
 def end_tenant_sessions(tenant_id):
     ended = services.end_tenant_sessions(tenant_id, None, **_audit_fields())
-    flash(translate("admin.ended_tenant").format(count=ended))
+    flash(gettext("admin.ended_tenant", count=ended))
     return redirect(url_for("admin.tenant", tenant_id=tenant_id), code=303)
 
 
@@ -283,7 +294,7 @@ def end_user_sessions(tenant_id):
     if not user_name or len(user_name) > 64:
         raise AdminError("bad_filter", 400)
     ended = services.end_tenant_sessions(tenant_id, user_name, **_audit_fields())
-    flash(translate("admin.ended_user").format(count=ended, user=user_name))
+    flash(gettext("admin.ended_user", count=ended, user=user_name))
     return redirect(url_for("admin.tenant", tenant_id=tenant_id), code=303)
 
 

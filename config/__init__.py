@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.fernet import Fernet
 from flask import Flask
@@ -92,6 +93,10 @@ def validate_config(app: Flask) -> None:
     for name in ("SIGNATURE_WINDOW_SECONDS", "NONCE_TTL_SECONDS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"):
         if not isinstance(c.get(name), int) or c[name] <= 0:
             problems.append(f"BRIDGE_{name} must be a positive integer")
+    try:
+        ZoneInfo(str(c.get("ADMIN_TIMEZONE")))
+    except (ValueError, ZoneInfoNotFoundError):
+        problems.append("BRIDGE_ADMIN_TIMEZONE must be an IANA time zone name such as Asia/Shanghai")
     if c.get("WORKBENCH_LOGIN") not in ("reinitiate", "confirm", "direct"):
         problems.append("BRIDGE_WORKBENCH_LOGIN must be reinitiate, confirm or direct")
     if c.get("IDP_WORKBENCH_REDIRECT_URI") not in ("omit", "send"):

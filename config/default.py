@@ -131,6 +131,8 @@ ADMIN_SESSION_ABSOLUTE_HOURS = 8
 ADMIN_PAGE_SIZE = 50
 ADMIN_PASSWORD_HASH_METHOD = "scrypt"
 ADMIN_TOTP_ISSUER = "SSO Bridge"
+# The IANA zone the console shows times in (stored in UTC); its name is shown beside them.
+ADMIN_TIMEZONE = "Asia/Shanghai"
 
 # --- marketplace behaviour (tenants/) -------------------------------------------------------------
 

@@ -48,4 +48,6 @@ def metrics():
     scrape = CollectorRegistry()
     scrape.register(ActiveSessions())
     body = generate_latest(registry) + generate_latest(scrape)
-    return Response(body, mimetype=CONTENT_TYPE_LATEST)
+    # content_type, not mimetype: Werkzeug appends "; charset=utf-8" to a mimetype, and
+    # CONTENT_TYPE_LATEST already names the charset (two charsets confuse strict scrapers).
+    return Response(body, content_type=CONTENT_TYPE_LATEST)

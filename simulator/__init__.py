@@ -105,8 +105,10 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_page_context(app: Flask) -> None:
-    from simulator import web
+    from simulator import i18n, web
     from simulator.services import services
+
+    i18n.init_app(app)
 
     # A url_value_preprocessor, not before_request: it runs before the blueprints' own (which may
     # already refuse the request with a translated message).
@@ -118,7 +120,7 @@ def register_page_context(app: Flask) -> None:
 
     @app.context_processor
     def page_helpers():
-        return {"_": web._, "lang": g.get("lang", "zh"), "url_in_language": web.url_in_language,
+        return {"lang": g.get("lang", "zh"), "url_in_language": web.url_in_language,
                 "csrf_token": web.csrf_token, "user_purpose": web.user_purpose,
                 "app_id": services().directory.app_id}
 
@@ -133,9 +135,11 @@ def _wants_json() -> bool:
 def register_errorhandlers(app: Flask) -> None:
     from flask import jsonify
 
+    from simulator.i18n import N_
     from simulator.web import _, choose_language, render_page
 
-    titles = {400: "error.bad_request", 404: "error.not_found", 405: "error.method", 413: "error.too_large"}
+    titles = {400: N_("error.bad_request"), 404: N_("error.not_found"), 405: N_("error.method"),
+              413: N_("error.too_large")}
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -75,7 +75,7 @@ def authorize():
     try:
         oauth_request = s.oauth.check_authorize_request(g.tenant, request.args)
     except AuthorizePageError as exc:
-        return error_page("error.authorize_refused", _(exc.message, value=exc.detail), 400)
+        return error_page(_("error.authorize_refused"), _(exc.message, value=exc.detail), 400)
     except AuthorizeRedirectError as exc:
         return redirect(with_query(exc.request.redirect_uri, error=exc.error, error_description=exc.description,
                                    state=exc.request.state))
@@ -171,7 +171,7 @@ def logout():
     if not target:
         return redirect(url_for(".centre_login"))
     if not _logout_target_allowed(target):
-        return error_page("error.logout_target", _("error.logout_target_detail", value=target[:300]), 400)
+        return error_page(_("error.logout_target"), _("error.logout_target_detail", value=target[:300]), 400)
     return redirect(target)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote_plus, urlsplit
 
 from simulator.directory import Directory
+from simulator.i18n import N_
 from simulator.seed import Tenant, User
 from simulator.state import Store
 
@@ -121,14 +122,14 @@ class AuthorizationServer:
         (a page: never redirect to an address we cannot trust), then the rest (a redirect)."""
         client_id = args.get("client_id") or ""
         if not client_id:
-            raise AuthorizePageError("error.missing_client_id")
+            raise AuthorizePageError(N_("error.missing_client_id"))
         if not hmac.compare_digest(client_id.encode(), tenant.client_id.encode()):
-            raise AuthorizePageError("error.unknown_client", client_id)
+            raise AuthorizePageError(N_("error.unknown_client"), client_id)
         redirect_uri = args.get("redirect_uri") or ""
         if not redirect_uri:
-            raise AuthorizePageError("error.missing_redirect_uri")
+            raise AuthorizePageError(N_("error.missing_redirect_uri"))
         if not redirect_uri_registered(redirect_uri, app_login_url=self.app_login_url, bridge_url=self.bridge_url):
-            raise AuthorizePageError("error.redirect_uri_mismatch", redirect_uri)
+            raise AuthorizePageError(N_("error.redirect_uri_mismatch"), redirect_uri)
         request = AuthorizeRequest(client_id=client_id, redirect_uri=redirect_uri,
                                    scope=args.get("scope") or DEFAULT_SCOPE, state=args.get("state") or None,
                                    code_challenge=args.get("code_challenge") or None)

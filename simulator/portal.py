@@ -82,9 +82,9 @@ def portal_login():
     s = services()
     ind, app_id = request.args.get("ind", ""), request.args.get("appId", "")
     if ind != "UNOP":
-        return error_page("error.portal_refused", _("error.portal_ind", value=ind[:64]), 400)
+        return error_page(_("error.portal_refused"), _("error.portal_ind", value=ind[:64]), 400)
     if app_id != s.directory.app_id:
-        return error_page("error.portal_refused", _("error.portal_app", value=app_id[:64]), 400)
+        return error_page(_("error.portal_refused"), _("error.portal_app", value=app_id[:64]), 400)
     current, error = _signed_in_member(), None
     if request.method == "POST":
         if request.form.get("action") == "continue" and current is not None:
@@ -150,5 +150,5 @@ def workbench_launch(app_id):
         return redirect(url_for(".workbench"))
     s = services()
     if app_id != s.directory.app_id or not member.user.has_app or not s.directory.is_bound(member.tenant):
-        return error_page("error.unknown_app", _("error.unknown_app_detail"), 404)
+        return error_page(_("error.unknown_app"), _("error.unknown_app_detail"), 404)
     return _launch(member, "workbench")

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from simulator.i18n import N_
+
 DEFAULT_SEED_FILE = Path(__file__).with_name("seed.json")
 
 _TENANT_ID = re.compile(r"[0-9a-f]{32}")
@@ -54,12 +56,12 @@ class User:
     def demonstrates(self) -> str:
         """What this demo account shows, as a message key (i18n.py), from its state now."""
         if self.deleted:
-            return "demo.deleted"
+            return N_("demo.deleted")
         if not self.authorised:
-            return "demo.not_authorised"
+            return N_("demo.not_authorised")
         if not self.enabled:
-            return "demo.disabled"
-        return "demo.admin" if self.is_admin else "demo.ordinary"
+            return N_("demo.disabled")
+        return N_("demo.admin") if self.is_admin else N_("demo.ordinary")
 
 
 @dataclass(frozen=True)

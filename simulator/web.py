@@ -9,8 +9,9 @@ import secrets
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import abort, current_app, g, render_template, request, session
+from flask_babel import gettext
 
-from simulator.i18n import LANGUAGES, translate
+from simulator.i18n import LANGUAGES
 
 LANG_COOKIE = "kgsim_lang"
 
@@ -40,7 +41,8 @@ def url_in_language(lang: str) -> str:
 
 
 def _(key: str, **values) -> str:
-    return translate(g.get("lang", "zh"), key, **values)
+    """`key` in the page's language (g.lang, through simulator.i18n.select_locale)."""
+    return gettext(key, **values)
 
 
 def browser_id(create: bool = False) -> str | None:
@@ -67,8 +69,8 @@ def render_page(template: str, status: int = 200, /, **context):
     return render_template(template, **context), status, {"Cache-Control": "no-store"}
 
 
-def error_page(title_key: str, detail: str = "", status: int = 400):
-    return render_page("error.html", status, title=_(title_key), detail=detail, status=status)
+def error_page(title: str, detail: str = "", status: int = 400):
+    return render_page("error.html", status, title=title, detail=detail, status=status)
 
 
 def with_query(url: str, **params) -> str:

@@ -1,5 +1,5 @@
 """Why a login did not complete: a stable reason code, the HTTP status of the page, and whether
-trying again can help. The words shown to people are in sso/i18n.py under the same code."""
+trying again can help. The words shown to people are in translations/ under <code>.title and <code>.text."""
 
 from __future__ import annotations
 

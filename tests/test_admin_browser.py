@@ -137,3 +137,19 @@ def test_console_fits_a_phone(bridge, seeded, chromium):
         assert phone.locator("h1").inner_text() == "Operator audit"  # English from Accept-Language
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("lang,width", [("zh", 1280), ("en", 1280), ("zh", 375), ("en", 375)])
+def test_tenants_page_in_both_languages_and_widths(bridge, seeded, chromium, lang, width):
+    context = chromium.new_context(viewport={"width": width, "height": 800})
+    screen = context.new_page()
+    try:
+        sign_in(screen, bridge, "phone")
+        screen.wait_for_url(f"{bridge.url}/admin/tenants")
+        screen.goto(f"{bridge.url}/admin/tenants?lang={lang}")
+        header = screen.locator("#tenants thead").inner_text()
+        assert ("到期时间 Asia/Shanghai" if lang == "zh" else "expiry Asia/Shanghai") in header
+        assert screen.evaluate("document.documentElement.scrollWidth") <= width
+        shot(screen, f"admin-tenants-{lang}-{width}")
+    finally:
+        context.close()

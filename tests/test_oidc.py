@@ -341,3 +341,14 @@ def test_generated_client_ids_are_safe_on_a_command_line(runner):
     for _ in range(20):
         client_id, _secret = register(runner)
         assert re.fullmatch(r"[0-9a-f]{24}", client_id)
+
+
+def test_oidc_error_page_explains_the_oauth_error_in_the_pages_language(client):
+    # An unknown client_id: no trustworthy redirect, so the person gets a page.
+    query = "/oidc/authorize?response_type=code&client_id=nobody&redirect_uri=https://x.example.com/cb"
+    zh = client.get(f"{query}&lang=zh").get_data(as_text=True)
+    en = client.get(f"{query}&lang=en").get_data(as_text=True)
+    assert "应用身份验证失败（client_id 未登记或密钥错误）。" in zh and "<code>invalid_client</code>" in zh
+    assert "The app could not be authenticated (unknown client_id or wrong secret)." in en
+    authlib = re.search(r"<code>invalid_client</code>: ([^<]+)</p>", en).group(1)  # the technical detail
+    assert authlib.strip() and authlib not in zh

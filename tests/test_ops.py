@@ -68,6 +68,13 @@ def test_metrics_count_sync_calls_by_interface_and_code(client, kg):
     assert "bridge_active_sessions 0.0" in after
 
 
+def test_metrics_content_type_names_one_charset(client):
+    content_type = client.get("/metrics").headers["Content-Type"]
+    assert content_type.count("charset") == 1
+    assert content_type.startswith("text/plain; version=")
+    assert content_type.endswith("charset=utf-8")
+
+
 def test_metrics_token_when_configured(make_app):
     client = make_app(METRICS_TOKEN="scrape-secret-1").test_client()
     assert client.get("/metrics").status_code == 401
