@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := app
 
-.PHONY: run test test-deps lint lock serve bench translations
+.PHONY: run test test-deps lint lock serve bench translations mutate
 
 # The venv, from the hash-checked lock only: a package whose file differs from the one locked
 # fails the install instead of running.
@@ -86,3 +86,11 @@ bench: $(BIN)/.installed
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
 	  else echo "make bench needs the PostgreSQL server binaries: sudo apt-get install postgresql"; exit 1; fi
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## mutate: mutation testing of the rule modules with mutmut ([tool.mutmut] in pyproject.toml,
+## docs/mutation.md); MUTANTS="tenants.signing*" narrows it, MUTATE_CHILDREN sets the parallelism.
+MUTATE_CHILDREN ?= 2
+mutate: $(BIN)/.installed
+	$(BIN)/mutmut run --max-children $(MUTATE_CHILDREN) $(MUTANTS)
+	$(BIN)/mutmut export-cicd-stats
+	@cat mutants/mutmut-cicd-stats.json; echo
