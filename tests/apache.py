@@ -144,6 +144,18 @@ class Apache:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def config_test(binary: str, config: str, directory: Path) -> subprocess.CompletedProcess:
+    """`apache2 -t` on a configuration (prefixed with ServerRoot and the modules): parsing only,
+    nothing listens."""
+    head = [f'ServerRoot "{directory}"', "ServerName 127.0.0.1", f'PidFile "{directory}/httpd.pid"',
+            f'DefaultRuntimeDir "{directory}"', f'ErrorLog "{directory}/error.log"', "TypesConfig /dev/null"]
+    head += [f"LoadModule {name}_module {MODULES_DIR}/mod_{name}.so" for name in [*MODULES, "ssl", "socache_shmcb"]]
+    path = directory / "configtest.conf"
+    path.write_text("\n".join(head) + "\n" + config)
+    return subprocess.run([binary, "-t", "-d", str(directory), "-f", str(path)], capture_output=True, text=True,
+                          env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C"}, timeout=30)
+
+
 def _user_exists(name: str) -> bool:
     try:
         pwd.getpwnam(name)

@@ -16,7 +16,7 @@ import requests
 
 from extensions import db
 from sso.oidc.models import BackchannelLogout
-from tests.apache import APT_COMMAND, Apache, EchoApp, find_apache
+from tests.apache import APT_COMMAND, RECIPE, Apache, EchoApp, config_test, find_apache
 from tests.e2e import Browser, csrf_of, launch_from_workbench, stack_fixture
 from tests.pg import free_port
 
@@ -196,3 +196,19 @@ def test_signing_out_at_the_bridge_ends_the_apache_session_by_back_channel(fresh
     wait_until_signed_out(protected, browser)
     assert protected.is_signed_in(other)
     assert delivered_logouts(fresh, protected) == 1
+
+
+def test_the_production_vhost_parses(apache_bin, tmp_path):
+    """deploy/apache/example-vhost.conf as shipped, with its files pointed into tmp_path."""
+    site = (RECIPE.parent / "example-vhost.conf").read_text()
+    (tmp_path / "secrets.conf").write_text('Define OIDC_CLIENT_SECRET "s"\nDefine OIDC_CRYPTO_PASSPHRASE "p"\n')
+    for name in ("cert.pem", "key.pem"):
+        (tmp_path / name).write_text("placeholder\n")  # parsing checks that they exist, not what they hold
+    for shipped, here in {"/etc/apache2/sso-bridge/secrets.conf": tmp_path / "secrets.conf",
+                          "/etc/apache2/sso-bridge/sso-bridge-oidc.conf": RECIPE,
+                          "/etc/ssl/certs/app.vendor.example.pem": tmp_path / "cert.pem",
+                          "/etc/ssl/private/app.vendor.example.key": tmp_path / "key.pem"}.items():
+        assert shipped in site
+        site = site.replace(shipped, str(here))
+    result = config_test(apache_bin, f'Define APACHE_LOG_DIR "{tmp_path}"\n' + site, tmp_path)
+    assert result.returncode == 0 and "Syntax OK" in result.stderr + result.stdout, result.stderr
