@@ -33,7 +33,7 @@ def find_apache() -> str | None:
     """The httpd binary, when it and mod_auth_openidc are installed."""
     binary = os.environ.get("APACHE_BIN") or shutil.which("apache2") or (
         "/usr/sbin/apache2" if os.path.exists("/usr/sbin/apache2") else None) or shutil.which("httpd")
-    if binary is None or not (MODULES_DIR / "mod_auth_openidc.so").exists():
+    if binary is None or not os.access(binary, os.X_OK) or not (MODULES_DIR / "mod_auth_openidc.so").exists():
         return None
     return binary
 
@@ -84,7 +84,11 @@ class Apache:
                                          "-DFOREGROUND"], stdout=self._out,
                                         stderr=subprocess.STDOUT, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                                                                        "LANG": "C"})
-        self._wait()
+        try:
+            self._wait()
+        except Exception:
+            self.stop()  # also removes the temporary ServerRoot
+            raise
 
     def _config(self, variables: dict[str, str], log_level: str) -> str:
         lines = [f'ServerRoot "{self.dir}"', "ServerName 127.0.0.1", f"Listen 127.0.0.1:{self.port}",
@@ -117,7 +121,6 @@ class Apache:
             except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.1)
-        self.stop()
         raise RuntimeError(f"apache on {self.url} did not answer in {timeout}s: {self.log_text()}")
 
     def access_log(self) -> str:
@@ -140,7 +143,8 @@ class Apache:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        self._out.close()
+        if not self._out.closed:
+            self._out.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
