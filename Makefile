@@ -55,13 +55,15 @@ serve: $(BIN)/.installed
 # What the suite needs from Debian: PostgreSQL (a throwaway cluster), pgbouncer (the pooled
 # database tests), Chromium (the browser tests) and a CJK font (the Chinese pages' screenshots).
 # As root they are installed; otherwise make stops with the command to run, so nothing is skipped.
-TEST_PACKAGES := postgresql pgbouncer chromium fonts-noto-cjk
+TEST_PACKAGES := postgresql pgbouncer chromium fonts-noto-cjk apache2 libapache2-mod-auth-openidc
 test-deps:
 	@need=(); \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need+=(postgresql); \
 	test -x /usr/sbin/pgbouncer || command -v pgbouncer >/dev/null || need+=(pgbouncer); \
 	command -v chromium >/dev/null || need+=(chromium); \
 	fc-list 2>/dev/null | grep -q 'Noto Sans CJK' || need+=(fonts-noto-cjk); \
+	test -x /usr/sbin/apache2 || command -v apache2 >/dev/null || need+=(apache2); \
+	test -f /usr/lib/apache2/modules/mod_auth_openidc.so || need+=(libapache2-mod-auth-openidc); \
 	if (( $${#need[@]} == 0 )); then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
 	  echo "make test needs Debian packages that are missing. Run:"; \
