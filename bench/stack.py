@@ -159,7 +159,9 @@ class Stack:
         env.update(BRIDGE_DATABASE_URL=self.database_url, BRIDGE_LOG_LEVEL=self.log_level,
                    BRIDGE_ALLOW_INSECURE_IDP="true", BRIDGE_COOKIE_SECURE="false", BRIDGE_PUBLIC_URL=self.bridge_url,
                    BRIDGE_WORKBENCH_LOGIN=self.workbench_login, FLASK_APP="app",
-                   BRIDGE_PORTAL_LOGIN_URL=f"{self.sim_url}/unified-login/portal-login")
+                   BRIDGE_PORTAL_LOGIN_URL=f"{self.sim_url}/unified-login/portal-login",
+                   # Every virtual user comes from 127.0.0.1: the per-client caps would measure themselves.
+                   BRIDGE_LOGIN_STATES_PER_CLIENT="10000000", BRIDGE_LOGIN_STATES_TOTAL="10000000")
         env.update({f"BRIDGE_{k}": str(v) for k, v in {**self.extra_settings, **extra}.items()})
         return env
 
