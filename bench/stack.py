@@ -161,7 +161,9 @@ class Stack:
                    BRIDGE_WORKBENCH_LOGIN=self.workbench_login, FLASK_APP="app",
                    BRIDGE_PORTAL_LOGIN_URL=f"{self.sim_url}/unified-login/portal-login",
                    # Every virtual user comes from 127.0.0.1: the per-client caps would measure themselves.
-                   BRIDGE_LOGIN_STATES_PER_CLIENT="10000000", BRIDGE_LOGIN_STATES_TOTAL="10000000")
+                   BRIDGE_LOGIN_STATES_PER_CLIENT="10000000", BRIDGE_LOGIN_STATES_TOTAL="10000000",
+                   # All virtual users are of one tenant: the per-tenant bulkhead is measured elsewhere.
+                   BRIDGE_IDP_MAX_CONCURRENT_PER_TENANT="64")
         env.update({f"BRIDGE_{k}": str(v) for k, v in {**self.extra_settings, **extra}.items()})
         return env
 
