@@ -44,8 +44,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         hops = int(app.config["PROXY_HOPS"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     register_extensions(app)
+    register_request_ids(app)  # first: every other before_request hook (the rate limits) logs with it
     register_blueprints(app)
-    register_request_ids(app)
     register_errorhandlers(app)
     return app
 

@@ -143,3 +143,16 @@ RELEASED_DATA_RETENTION_DAYS = 15
 # `tenant` is refused unless USERINFO_TENANT_OPTIONAL is on.
 USERINFO_TENANT_MATCH = "tenant_id"
 USERINFO_TENANT_OPTIONAL = False
+
+# --- rate limits on the anonymous login routes (sso/ratelimit.py) ---------------------------------
+
+# Requests per client address (IPv6: per /64) per fixed window, counted in the database so every
+# worker and server shares the count. "login": GET /sso/login?tenant=|instance= and POST /sso/login;
+# "callback": GET /sso/callback. 0 turns a limit off. Over it: a 429 page with Retry-After.
+RATE_LIMIT_WINDOW_SECONDS = 60
+RATE_LIMIT_LOGIN = 30
+RATE_LIMIT_CALLBACK = 30
+# At most this many clients get their own row per route group and window; every further client
+# shares one overflow counter, limited to RATE_LIMIT_OVERFLOW requests per window in total.
+RATE_LIMIT_MAX_CLIENTS = 10000
+RATE_LIMIT_OVERFLOW = 3000

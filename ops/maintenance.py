@@ -14,6 +14,7 @@ from admin.models import AuditEntry, OperatorSession
 from common.clock import utcnow
 from extensions import db
 from sso.models import LoginEvent, LoginState, UserSession
+from sso.ratelimit import RateWindow
 from sso.oidc.models import CODE_LIFETIME, BackchannelLogout, OidcAuthorizationCode, OidcToken
 from tenants.models import SeenNonce, SyncCall
 
@@ -27,6 +28,9 @@ def run_maintenance() -> dict[str, int]:
     steps = {
         "nonces": db.delete(SeenNonce).where(SeenNonce.expires_at < now),
         "login_states": db.delete(LoginState).where(LoginState.expires_at < now),
+        # Rate-limit counters of windows that have ended (sso/ratelimit.py).
+        "rate_windows": db.delete(RateWindow).where(
+            RateWindow.window_start < epoch - epoch % max(1, int(cfg["RATE_LIMIT_WINDOW_SECONDS"]))),
         "sessions": db.delete(UserSession).where(
             db.or_(UserSession.ended_at < session_cutoff, UserSession.expires_at < session_cutoff)),
         "oidc_codes": db.delete(OidcAuthorizationCode).where(OidcAuthorizationCode.created_at_ts < epoch - CODE_LIFETIME

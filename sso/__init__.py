@@ -7,8 +7,9 @@ from sso.auth_centre import AuthCentreClient
 
 
 def init_app(app: Flask) -> None:
-    from sso import i18n, models  # noqa: F401  (models register their tables)
+    from sso import i18n, models, ratelimit  # noqa: F401  (models register their tables)
     from sso.views import bp
+    from sso.web import rate_limit_login_routes
     from tenants.signals import access_changed, centre_moved
 
     cfg = app.config
@@ -25,6 +26,7 @@ def init_app(app: Flask) -> None:
         raise ConfigError(f"BRIDGE_IDP_* outbound settings: {exc}") from None
     i18n.init_app(app)
     app.register_blueprint(bp)
+    app.before_request(rate_limit_login_routes)  # only sso.login / login_form / callback are counted
 
     from sso import oidc
 

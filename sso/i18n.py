@@ -96,6 +96,8 @@ MESSAGES: dict[str, tuple[str, str]] = {  # key: (zh, en)
     "not_found.text": ("您访问的页面不存在。", "The page you asked for does not exist."),
     "server_error.title": ("出错了", "Something went wrong"),
     "server_error.text": ("服务暂时无法完成该请求。请稍后重试。", "The bridge could not complete this request. Please try again shortly."),
+    "rate_limited.title": ("请求过于频繁", "Too many requests"),
+    "rate_limited.text": ("来自您网络的登录请求过多，已暂时限制。请稍等片刻再试。", "Too many sign-in requests came from your network, so they are paused for a moment. Please wait a little and try again."),
     "unavailable.title": ("服务暂不可用", "Service unavailable"),
     "unavailable.text": ("服务暂时不可用，请稍后重试。", "The service is temporarily unavailable. Please try again shortly."),
 }

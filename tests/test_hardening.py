@@ -1,0 +1,110 @@
+"""Hardening: rate limits on the anonymous login routes, personal pages not cached, cookie names,
+start-up refusals, unique tenant codes, the console lockout per account and client."""
+
+from __future__ import annotations
+
+import pytest
+
+from extensions import db
+from sso.ratelimit import RateWindow
+from tenants.models import Tenant
+from tests import factories as f
+from tests.helpers import code_of, ok, rows
+
+
+# --- rate limits -------------------------------------------------------------------------------
+
+
+def _count(app, model) -> int:
+    with app.app_context():
+        return db.session.scalar(db.select(db.func.count()).select_from(model))
+
+
+@pytest.mark.parametrize("route", ["login_get", "login_post", "callback"])
+def test_login_routes_are_rate_limited_per_client_with_a_429_page(make_app, route):
+    app = make_app(RATE_LIMIT_LOGIN=3, RATE_LIMIT_CALLBACK=3, WTF_CSRF_ENABLED=False)
+    client = app.test_client()
+
+    def call(addr):
+        env = {"REMOTE_ADDR": addr}
+        if route == "login_get":
+            return client.get("/sso/login?tenant=nobody", environ_base=env)
+        if route == "login_post":
+            return client.post("/sso/login", data={"tenant": "nobody"}, environ_base=env)
+        return client.get("/sso/callback?code=c&tenant=nobody", environ_base=env)
+
+    answers = [call("203.0.113.7").status_code for _ in range(3)]
+    assert 429 not in answers
+    limited = call("203.0.113.7")
+    assert limited.status_code == 429 and limited.mimetype == "text/html"
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60 and limited.headers["Cache-Control"] == "no-store"
+    assert "请求过于频繁".encode() in limited.data
+    english = client.get("/sso/callback?code=c" if route == "callback" else "/sso/login?tenant=x",
+                         environ_base={"REMOTE_ADDR": "203.0.113.7"}, headers={"Accept-Language": "en"})
+    assert english.status_code == 429 and b"Too many requests" in english.data
+    assert call("198.51.100.9").status_code != 429  # another client has its own count
+    assert _count(app, RateWindow) == 2  # one row per client and window, whatever the number of requests
+
+
+def test_rate_limit_storage_is_capped_and_purged(make_app):
+    app = make_app(RATE_LIMIT_LOGIN=100, RATE_LIMIT_MAX_CLIENTS=5, RATE_LIMIT_OVERFLOW=4)
+    client = app.test_client()
+    answers = [client.get("/sso/login?tenant=x", environ_base={"REMOTE_ADDR": f"192.0.2.{i}"}).status_code
+               for i in range(1, 21)]
+    assert _count(app, RateWindow) == 6  # five clients and the shared overflow row
+    assert answers.count(429) == 20 - 5 - 4  # past the cap, new clients share the overflow limit
+    runner = app.test_cli_runner()
+    with app.app_context():
+        db.session.execute(db.update(RateWindow).values(window_start=RateWindow.window_start - 3600))
+        db.session.commit()
+    assert "rate_windows" in runner.invoke(args=["maintenance", "run"]).output
+    assert _count(app, RateWindow) == 0
+
+
+def test_ipv6_clients_are_counted_per_slash_64(make_app):
+    app = make_app(RATE_LIMIT_LOGIN=2)
+    client = app.test_client()
+    codes = [client.get("/sso/login?tenant=x", environ_base={"REMOTE_ADDR": f"2001:db8::{i}"}).status_code
+             for i in range(1, 4)]
+    assert codes[-1] == 429 and _count(app, RateWindow) == 1
+
+
+def test_the_login_page_itself_is_not_counted(make_app):
+    app = make_app(RATE_LIMIT_LOGIN=1)
+    client = app.test_client()
+    assert all(client.get("/sso/login").status_code == 200 for _ in range(3))
+    assert _count(app, RateWindow) == 0
+
+
+def test_rate_limit_honours_the_proxy_address(make_app):
+    app = make_app(RATE_LIMIT_LOGIN=1, PROXY_HOPS=1)
+    client = app.test_client()
+    first = client.get("/sso/login?tenant=x", headers={"X-Forwarded-For": "203.0.113.1"})
+    other = client.get("/sso/login?tenant=x", headers={"X-Forwarded-For": "203.0.113.2"})
+    again = client.get("/sso/login?tenant=x", headers={"X-Forwarded-For": "203.0.113.1"})
+    assert first.status_code != 429 and other.status_code != 429 and again.status_code == 429
+
+
+# --- tenant codes --------------------------------------------------------------------------------
+
+
+def test_tenant_codes_are_unique_case_insensitively_and_resends_stay_idempotent(app, kg):
+    ok(kg.kit("tenantSync", f.tenant_sync(tenantCode="Acme")))
+    ok(kg.kit("tenantSync", f.tenant_sync(tenantCode="Acme")))  # a re-send of the same tenant
+    other = kg.kit("tenantSync", f.tenant_sync(tenantId="t-other", tenantCode="ACME"))
+    assert code_of(other) == "000002" and "tenantCode" in other.get_json()["resultMsg"]
+    assert [t.tenant_id for t in rows(app, Tenant)] == [f.TENANT]
+    ok(kg.kit("tenantSync", f.tenant_sync(flag=0, timeStamp="20230101000000000")))  # deleted: the code is free
+    ok(kg.kit("tenantSync", f.tenant_sync(tenantId="t-other", tenantCode="acme")))
+
+
+def test_the_database_refuses_two_live_tenants_with_one_code(app):
+    from sqlalchemy.exc import IntegrityError
+
+    with app.app_context():
+        for tid, code in (("a", "Dup"), ("b", "dup")):
+            db.session.add(Tenant(tenant_id=tid, tenant_code=code, name="n", domain_name="https://x", test_flag=False,
+                                  last_sync_ts="1"))
+        with pytest.raises(IntegrityError):
+            db.session.commit()
+        db.session.rollback()
