@@ -65,6 +65,10 @@ def _upsert(bucket: str, client: str, start: int) -> int:
     return db.session.execute(stmt).scalar_one()
 
 
+def _clock() -> float:
+    return time.time()
+
+
 def hit(bucket: str, remote_addr: str | None, now: float | None = None) -> int | None:
     """Count one request; the seconds to wait (for Retry-After) when the client is over its
     limit, else None. A database failure lets the request through (it will meet the same
@@ -74,7 +78,7 @@ def hit(bucket: str, remote_addr: str | None, now: float | None = None) -> int |
     if limit <= 0:
         return None
     window = max(1, int(cfg["RATE_LIMIT_WINDOW_SECONDS"]))
-    now_s = int(now if now is not None else time.time())
+    now_s = int(now if now is not None else _clock())
     start = now_s - now_s % window
     client = client_key(remote_addr)
     table = RateWindow.__table__

@@ -15,6 +15,14 @@ from tests.helpers import code_of, ok, rows
 # --- rate limits -------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def mid_window(monkeypatch):
+    """Half-way through a fixed window, so no test straddles two windows."""
+    from sso import ratelimit
+
+    monkeypatch.setattr(ratelimit, "_clock", lambda: 1_800_000_030.0)
+
+
 def _count(app, model) -> int:
     with app.app_context():
         return db.session.scalar(db.select(db.func.count()).select_from(model))
@@ -37,7 +45,7 @@ def test_login_routes_are_rate_limited_per_client_with_a_429_page(make_app, rout
     assert 429 not in answers
     limited = call("203.0.113.7")
     assert limited.status_code == 429 and limited.mimetype == "text/html"
-    assert 1 <= int(limited.headers["Retry-After"]) <= 60 and limited.headers["Cache-Control"] == "no-store"
+    assert limited.headers["Retry-After"] == "30" and limited.headers["Cache-Control"] == "no-store"
     assert "请求过于频繁".encode() in limited.data
     english = client.get("/sso/callback?code=c" if route == "callback" else "/sso/login?tenant=x",
                          environ_base={"REMOTE_ADDR": "203.0.113.7"}, headers={"Accept-Language": "en"})
@@ -55,7 +63,7 @@ def test_rate_limit_storage_is_capped_and_purged(make_app):
     assert answers.count(429) == 20 - 5 - 4  # past the cap, new clients share the overflow limit
     runner = app.test_cli_runner()
     with app.app_context():
-        db.session.execute(db.update(RateWindow).values(window_start=RateWindow.window_start - 3600))
+        db.session.execute(db.update(RateWindow).values(window_start=0))  # a window long gone
         db.session.commit()
     assert "rate_windows" in runner.invoke(args=["maintenance", "run"]).output
     assert _count(app, RateWindow) == 0
@@ -108,3 +116,89 @@ def test_the_database_refuses_two_live_tenants_with_one_code(app):
         with pytest.raises(IntegrityError):
             db.session.commit()
         db.session.rollback()
+
+
+# --- start-up refusals ---------------------------------------------------------------------------
+
+
+def _start(base_config, tmp_path, **over):
+    from app import create_app
+
+    return create_app({**base_config, "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite", **over})
+
+
+def test_production_refuses_to_start_without_public_url(base_config, tmp_path):
+    from config import ConfigError
+
+    with pytest.raises(ConfigError, match="BRIDGE_PUBLIC_URL must be set.*BRIDGE_LOCAL_DEV=true"):
+        _start(base_config, tmp_path, TESTING=False)
+    with pytest.raises(ConfigError, match="must start with https://"):
+        _start(base_config, tmp_path, TESTING=False, PUBLIC_URL="http://sso.example.com")
+    assert _start(base_config, tmp_path, TESTING=False, PUBLIC_URL="https://sso.example.com")
+    assert _start(base_config, tmp_path, TESTING=False, LOCAL_DEV=True)
+
+
+def test_local_config_marks_local_development():
+    from config.generate import render
+
+    assert "LOCAL_DEV = True" in render(local=True) and "LOCAL_DEV" not in render()
+
+
+@pytest.mark.parametrize("over", [
+    {"BASIC_ACCESS_KEY_FALLBACKS": ["kit-access-key-0123456789"]},
+    {"KIT_ACCESS_KEY_FALLBACKS": ["basic-access-key-0123456789"]},
+    {"KIT_ACCESS_KEY_FALLBACKS": ["old-shared"], "BASIC_ACCESS_KEY_FALLBACKS": "old-shared"},
+])
+def test_a_key_listed_for_both_interface_types_is_refused(base_config, tmp_path, over):
+    from config import ConfigError
+
+    with pytest.raises(ConfigError, match="a key is listed both for kit and for basic calls"):
+        _start(base_config, tmp_path, **over)
+
+
+# --- /metrics ------------------------------------------------------------------------------------
+
+
+def test_metrics_are_closed_without_a_token_unless_opted_out(make_app):
+    closed = make_app(METRICS_PUBLIC=False).test_client().get("/metrics")
+    assert closed.status_code == 401 and b"BRIDGE_METRICS_TOKEN" in closed.data
+    assert make_app(METRICS_PUBLIC=True).test_client().get("/metrics").status_code == 200
+
+
+# --- PostgreSQL timeouts -------------------------------------------------------------------------
+
+
+def _pg_settings(app):
+    with app.app_context():
+        values = db.session.execute(db.text("SELECT current_setting('lock_timeout'), "
+                                            "current_setting('statement_timeout')")).one()
+        db.session.rollback()
+        return tuple(values)
+
+
+def test_postgres_lock_and_statement_timeouts_are_below_five_seconds(make_app, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    assert _pg_settings(make_app()) == ("2s", "4s")
+    assert _pg_settings(make_app(DATABASE_LOCK_TIMEOUT_MS=1500, DATABASE_STATEMENT_TIMEOUT_MS=0)) == ("1500ms", "0")
+
+
+def test_postgres_timeouts_through_pgbouncer_in_transaction_mode(base_config, postgres_url, pgbouncer):
+    from app import create_app
+
+    url = pgbouncer.url("bridge_test")
+    app = create_app({**base_config, "DATABASE_URL": url, "DATABASE_PGBOUNCER": True})
+    try:
+        assert _pg_settings(app) == ("2s", "4s")
+        with app.app_context():  # SET LOCAL: nothing stays behind on the shared server connection
+            with db.engine.connect() as conn:
+                conn.exec_driver_sql("COMMIT")
+                assert conn.exec_driver_sql("SHOW lock_timeout").scalar() == "0"  # back to the server default
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+# --- the console lockout ---------------------------------------------------------------------------
+# (tests/test_admin.py: test_five_failures_lock_the_account_from_that_client_for_15_minutes,
+#  test_flask_admin_unlock_lifts_the_lockout)
