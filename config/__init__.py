@@ -63,6 +63,17 @@ def _resolve_paths(app: Flask) -> None:
     app.config["PRODUCE_PATH"] = "/" + str(app.config["PRODUCE_PATH"]).strip("/")
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"])
     app.config["SESSION_COOKIE_SECURE"] = bool(app.config["COOKIE_SECURE"])
+    # Secure cookies carry the __Host- prefix (browsers then insist on Secure, Path=/ and no Domain,
+    # so no sibling host can plant or shadow them); plain names for local http development.
+    app.config["SESSION_COOKIE_NAME"] = cookie_name(str(app.config["SESSION_COOKIE_NAME"]), app.config)
+
+
+HOST_PREFIX = "__Host-"
+
+
+def cookie_name(base: str, config) -> str:
+    base = base.removeprefix(HOST_PREFIX)
+    return HOST_PREFIX + base if config.get("COOKIE_SECURE") else base
 
 
 def production(c) -> bool:

@@ -36,3 +36,12 @@ def rate_limit_login_routes():
     response.headers["Retry-After"] = str(retry_after)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def no_store_if_personal(response):
+    """After every request: an answer that looked at the session cookie is personal. It must not
+    be kept by a browser or a shared cache, nor served to anyone with another cookie."""
+    if "bridge_session" in g:
+        response.headers["Cache-Control"] = "no-store"
+        response.vary.add("Cookie")
+    return response
