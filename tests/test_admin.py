@@ -282,8 +282,8 @@ def test_cookie_is_secure_when_configured(make_app):
     app = make_app(ADMIN_PASSWORD_HASH_METHOD=FAST_HASH, COOKIE_SECURE=True)
     create_operator(app.test_cli_runner())
     cookie = next(c for c in sign_in_operator(app.test_client()).headers.getlist("Set-Cookie")
-                  if c.startswith("bridge_admin="))
-    assert "Secure" in cookie
+                  if c.startswith("__Host-bridge_admin="))
+    assert "Secure" in cookie and "Path=/;" in cookie + ";" and "Domain" not in cookie and "SameSite=Strict" in cookie
 
 
 def test_wrong_password_and_unknown_user_get_the_same_answer(app, operator):
