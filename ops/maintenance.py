@@ -14,8 +14,8 @@ from admin.models import AuditEntry, OperatorSession
 from common.clock import utcnow
 from extensions import db
 from sso.models import LoginEvent, LoginState, UserSession
-from sso.ratelimit import RateWindow
 from sso.oidc.models import CODE_LIFETIME, BackchannelLogout, OidcAuthorizationCode, OidcToken
+from sso.ratelimit import RateWindow
 from tenants.models import SeenNonce, SyncCall
 
 

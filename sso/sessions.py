@@ -15,8 +15,8 @@ from flask import current_app, has_app_context
 from itsdangerous import BadSignature, Signer
 
 from common.clock import aware, utcnow
-from config import cookie_name
 from common.hashing import hash_token
+from config import cookie_name
 from extensions import db
 from keys import keyring
 from sso import admission, services

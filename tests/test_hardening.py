@@ -11,7 +11,6 @@ from tenants.models import Tenant
 from tests import factories as f
 from tests.helpers import code_of, ok, rows
 
-
 # --- rate limits -------------------------------------------------------------------------------
 
 
