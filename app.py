@@ -44,25 +44,45 @@ def create_app(test_config: dict | None = None) -> Flask:
         hops = int(app.config["PROXY_HOPS"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
     register_extensions(app)
+    register_request_ids(app)  # first: every other before_request hook (the rate limits) logs with it
     register_blueprints(app)
-    register_request_ids(app)
     register_errorhandlers(app)
     return app
 
 
 def register_extensions(app: Flask) -> None:
     engine_options = {"pool_pre_ping": True}
+    timeouts = _postgres_timeouts(app.config)
+    via_pgbouncer = str(app.config.get("DATABASE_PGBOUNCER")).strip().lower() in ("true", "1", "yes", "on")
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         engine_options = {"connect_args": {"timeout": 30}}
-    elif str(app.config.get("DATABASE_PGBOUNCER")).strip().lower() in ("true", "1", "yes", "on"):
+        timeouts = {}
+    elif via_pgbouncer:
         # Transaction pooling: a prepared statement would live on a server connection the next
         # transaction may not get. psycopg 3 prepares nothing with prepare_threshold=None.
         engine_options["connect_args"] = {"prepare_threshold": None}
+    elif timeouts:
+        # Straight to PostgreSQL: the timeouts are session settings given at connect time (no round trip).
+        engine_options["connect_args"] = {"options": " ".join(f"-c {k}={v}" for k, v in timeouts.items())}
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     db.init_app(app)
+    if timeouts and via_pgbouncer:
+        # PgBouncer does not pass startup `options` on, and a session SET would stay on a server
+        # connection other clients get next: SET LOCAL at the start of every transaction instead,
+        # which ends with the transaction (one extra statement per transaction).
+        statement = "; ".join(f"SET LOCAL {k} = {v}" for k, v in timeouts.items())
+        with app.app_context():
+            event.listen(db.engine, "begin", lambda conn: conn.exec_driver_sql(statement))
     migrate.init_app(app, db, directory=MIGRATIONS)
     keys.init_app(app)
     csrf.init_app(app)
+
+
+def _postgres_timeouts(config) -> dict[str, int]:
+    """lock_timeout and statement_timeout in milliseconds, below the marketplace's 5 s answer limit."""
+    values = {"lock_timeout": config.get("DATABASE_LOCK_TIMEOUT_MS"),
+              "statement_timeout": config.get("DATABASE_STATEMENT_TIMEOUT_MS")}
+    return {k: int(v) for k, v in values.items() if v}
 
 
 def register_blueprints(app: Flask) -> None:

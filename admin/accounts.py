@@ -19,7 +19,8 @@ from keys import keyring
 USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 MIN_PASSWORD_CHARS = 12
 MAX_PASSWORD_CHARS = 1024  # a hash of megabytes of input is work for nothing
-MAX_FAILURES = 5
+MAX_FAILURES = 5  # per account and client: a stranger's guesses elsewhere never lock the operator out
+CLIENT_MAX_FAILURES = 20  # per client, whatever the account: one address trying many names
 FAILURE_WINDOW = timedelta(minutes=15)
 LOCKOUT = timedelta(minutes=15)
 TOTP_VALID_WINDOW = 1  # the step before and after the current one: phones' clocks drift
@@ -130,13 +131,13 @@ def end_operator_sessions(operator: Operator, reason: str) -> int:
 # --- lockout --------------------------------------------------------------------------------------
 
 
-def lockout_until(failures: list[datetime], now: datetime) -> datetime | None:
-    """Until when a key (a username, or a client address) is locked, given its recent failures:
-    MAX_FAILURES within FAILURE_WINDOW lock it for LOCKOUT from the last of them. Attempts are
-    refused, not counted, while locked, so that last failure is the one that locked it."""
+def lockout_until(failures: list[datetime], now: datetime, limit: int = MAX_FAILURES) -> datetime | None:
+    """Until when a key (an account from one client, or a client address) is locked, given its
+    recent failures: `limit` within FAILURE_WINDOW lock it for LOCKOUT from the last of them.
+    Attempts are refused, not counted, while locked, so that last failure is the one that locked it."""
     times = sorted(_aware(t) for t in failures)
-    for i in range(len(times) - MAX_FAILURES, -1, -1):  # newest qualifying run first
-        last = times[i + MAX_FAILURES - 1]
+    for i in range(len(times) - limit, -1, -1):  # newest qualifying run first
+        last = times[i + limit - 1]
         if last - times[i] <= FAILURE_WINDOW and last + LOCKOUT > now:
             return last + LOCKOUT
     return None
@@ -148,9 +149,15 @@ def _recent_failures(now: datetime, **key) -> list[datetime]:
         db.select(SignInFailure.created_at).filter_by(**key).where(SignInFailure.created_at > since)).scalars())
 
 
+# What is counted: the account from this client, and this client whatever the account. Never the
+# account alone: whoever knows an operator's name could otherwise keep that operator out.
+def _limits(username: str, remote_addr: str) -> list[tuple[dict, int]]:
+    return [({"username": username, "remote_addr": remote_addr}, MAX_FAILURES),
+            ({"remote_addr": remote_addr}, CLIENT_MAX_FAILURES)]
+
+
 def _locked_until(username: str, remote_addr: str, now: datetime) -> datetime | None:
-    ends = [lockout_until(_recent_failures(now, username=username), now),
-            lockout_until(_recent_failures(now, remote_addr=remote_addr), now)]
+    ends = [lockout_until(_recent_failures(now, **key), now, limit) for key, limit in _limits(username, remote_addr)]
     return max((e for e in ends if e is not None), default=None)
 
 
@@ -166,10 +173,10 @@ def _begin_attempt(username: str, remote_addr: str) -> SignInFailure:
     attempt = SignInFailure(username=username, remote_addr=remote_addr, created_at=now)
     db.session.add(attempt)
     db.session.commit()
-    for key in ({"username": username}, {"remote_addr": remote_addr}):
+    for key, limit in _limits(username, remote_addr):
         in_window = db.session.scalar(db.select(db.func.count()).select_from(SignInFailure).filter_by(**key)
                                       .where(SignInFailure.created_at > now - FAILURE_WINDOW))
-        if in_window > MAX_FAILURES:  # parallel attempts got in first: this one is over the limit
+        if in_window > limit:  # parallel attempts got in first: this one is over the limit
             db.session.delete(attempt)
             db.session.commit()
             raise SignInError("locked", now + LOCKOUT)
@@ -181,8 +188,15 @@ def _forgive(attempt: SignInFailure) -> None:
 
 
 def _reset_failures(username: str, remote_addr: str) -> None:
+    """A success forgets this account's failures from this client, not a stranger's elsewhere."""
     db.session.execute(db.delete(SignInFailure).where(
-        (SignInFailure.username == username) | (SignInFailure.remote_addr == remote_addr)))
+        (SignInFailure.username == username) & (SignInFailure.remote_addr == remote_addr)))
+
+
+def unlock(username: str) -> int:
+    """`flask admin unlock`: forget every failed attempt at this account, from any client."""
+    return db.session.execute(db.delete(SignInFailure).where(
+        SignInFailure.username == normalise_username(username))).rowcount or 0
 
 
 # --- signing in -----------------------------------------------------------------------------------

@@ -119,3 +119,15 @@ def enable_user(username):
     record("operator_enabled", operator=_actor(), target=operator.username)
     db.session.commit()
     click.echo(f"enabled {operator.username}")
+
+
+@admin_cli.command("unlock")
+@click.argument("username")
+@with_appcontext
+def unlock(username):
+    """Lift a sign-in lockout of this account (from every client) at once."""
+    operator = _operator(username)
+    count = accounts.unlock(operator.username)
+    record("operator_unlocked", operator=_actor(), target=operator.username, detail=f"{count} failed attempts forgotten")
+    db.session.commit()
+    click.echo(f"unlocked {operator.username} ({count} failed attempts forgotten)")

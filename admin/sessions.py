@@ -6,15 +6,26 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app
+from flask import current_app, has_app_context
 
 from admin.models import Operator, OperatorSession
 from common.clock import utcnow
 from common.hashing import hash_token
+from config import cookie_name
 from extensions import db
 
-COOKIE = "bridge_admin"
-COOKIE_PATH = "/admin"
+COOKIE_BASE = "bridge_admin"
+PLAIN_COOKIE_PATH = "/admin"
+
+
+def __getattr__(name: str):
+    # With Secure cookies the console's cookie is `__Host-bridge_admin` (which requires Path=/; it
+    # stays HttpOnly and SameSite=Strict); in local http development `bridge_admin` on /admin.
+    if name == "COOKIE":
+        return cookie_name(COOKIE_BASE, current_app.config) if has_app_context() else COOKIE_BASE
+    if name == "COOKIE_PATH":
+        return "/" if has_app_context() and current_app.config.get("COOKIE_SECURE") else PLAIN_COOKIE_PATH
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 LAST_SEEN_RESOLUTION = timedelta(seconds=60)  # one write a minute at most, not one per page
 
 

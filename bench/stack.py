@@ -158,6 +158,8 @@ class Stack:
         env.update({f"BRIDGE_{k}": v for k, v in self.config.items()})
         env.update(BRIDGE_DATABASE_URL=self.database_url, BRIDGE_LOG_LEVEL=self.log_level,
                    BRIDGE_ALLOW_INSECURE_IDP="true", BRIDGE_COOKIE_SECURE="false", BRIDGE_PUBLIC_URL=self.bridge_url,
+                   BRIDGE_LOCAL_DEV="true", BRIDGE_METRICS_PUBLIC="true", BRIDGE_RATE_LIMIT_LOGIN="0",
+                   BRIDGE_RATE_LIMIT_CALLBACK="0",
                    BRIDGE_WORKBENCH_LOGIN=self.workbench_login, FLASK_APP="app",
                    BRIDGE_PORTAL_LOGIN_URL=f"{self.sim_url}/unified-login/portal-login",
                    # Every virtual user comes from 127.0.0.1: the per-client caps would measure themselves.

@@ -64,6 +64,22 @@ def _resolve_paths(app: Flask) -> None:
     app.config["PRODUCE_PATH"] = "/" + str(app.config["PRODUCE_PATH"]).strip("/")
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"])
     app.config["SESSION_COOKIE_SECURE"] = bool(app.config["COOKIE_SECURE"])
+    # Secure cookies carry the __Host- prefix (browsers then insist on Secure, Path=/ and no Domain,
+    # so no sibling host can plant or shadow them); plain names for local http development.
+    app.config["SESSION_COOKIE_NAME"] = cookie_name(str(app.config["SESSION_COOKIE_NAME"]), app.config)
+
+
+HOST_PREFIX = "__Host-"
+
+
+def cookie_name(base: str, config) -> str:
+    base = base.removeprefix(HOST_PREFIX)
+    return HOST_PREFIX + base if config.get("COOKIE_SECURE") else base
+
+
+def production(c) -> bool:
+    """Every start that is neither a test run nor local development (BRIDGE_LOCAL_DEV)."""
+    return not c.get("TESTING") and not c.get("LOCAL_DEV")
 
 
 def validate_config(app: Flask) -> None:
@@ -83,6 +99,28 @@ def validate_config(app: Flask) -> None:
             "BRIDGE_KIT_ACCESS_KEY and BRIDGE_BASIC_ACCESS_KEY are equal; KooGallery binds a different key "
             "to each interface type"
         )
+    kit_keys = {k for k in [c.get("KIT_ACCESS_KEY"), *c["KIT_ACCESS_KEY_FALLBACKS"]] if k}
+    basic_keys = {k for k in [c.get("BASIC_ACCESS_KEY"), *c["BASIC_ACCESS_KEY_FALLBACKS"]] if k}
+    if (kit_keys & basic_keys) and c.get("KIT_ACCESS_KEY") != c.get("BASIC_ACCESS_KEY"):
+        problems.append(
+            "a key is listed both for kit and for basic calls (BRIDGE_KIT_ACCESS_KEY[_FALLBACKS] and "
+            "BRIDGE_BASIC_ACCESS_KEY[_FALLBACKS] share a value); each interface type has its own key, so "
+            "remove the shared one from the list it does not belong to"
+        )
+    if production(c):
+        public = str(c.get("PUBLIC_URL") or "")
+        if not public:
+            problems.append(
+                "BRIDGE_PUBLIC_URL must be set to the bridge's external address (https://sso.example.com): it is "
+                "the OIDC issuer and the callback URL; for local development set BRIDGE_LOCAL_DEV=true "
+                "(python -m config.generate --local does)"
+            )
+        elif not public.startswith("https://"):
+            problems.append(f"BRIDGE_PUBLIC_URL={public!r} must start with https:// in production")
+    for name in ("RATE_LIMIT_WINDOW_SECONDS", "RATE_LIMIT_LOGIN", "RATE_LIMIT_CALLBACK", "RATE_LIMIT_MAX_CLIENTS",
+                 "RATE_LIMIT_OVERFLOW", "DATABASE_LOCK_TIMEOUT_MS", "DATABASE_STATEMENT_TIMEOUT_MS"):
+        if not isinstance(c.get(name), int) or isinstance(c.get(name), bool) or c[name] < 0:
+            problems.append(f"BRIDGE_{name} must be a whole number (0 or more)")
     if not c["DATA_KEYS"]:
         problems.append("BRIDGE_DATA_KEYS must hold at least one Fernet key (python -m config.generate makes one)")
     for i, key in enumerate(c["DATA_KEYS"]):

@@ -5,9 +5,15 @@ variable (or `instance/config.py`). Secrets have no default: start-up fails unti
 # arrive at {PRODUCE_PATH}/produceAPI/v2/<interface>.
 PRODUCE_PATH = "/produce"
 
-# The bridge's external base URL (https://bridge.example.com). Used for the frontEndUrl returned
-# by queryInstance; when unset, the URL the request came in on is used.
+# The bridge's external base URL (https://bridge.example.com): the OIDC issuer, the callback URL
+# sent to authentication centres, the frontEndUrl returned by queryInstance. Required in production
+# (start-up fails without it); in tests and local development the URL a request came in on is used.
 PUBLIC_URL = None
+
+# Local development on http://127.0.0.1 (`python -m config.generate --local`, `make run`): the bridge
+# may start without an https PUBLIC_URL. Production is every start that is neither TESTING nor
+# LOCAL_DEV. Never set this on a server others can reach.
+LOCAL_DEV = False
 
 # SQLAlchemy URL. None means SQLite in the instance folder (instance/bridge.sqlite).
 DATABASE_URL = None
@@ -118,8 +124,10 @@ OIDC_BACKCHANNEL_TIMEOUT = 5
 
 # Number of reverse proxies in front of the bridge whose X-Forwarded-* headers are trusted (0: none).
 PROXY_HOPS = 0
-# If set, /metrics requires `Authorization: Bearer <token>`.
+# /metrics requires `Authorization: Bearer <METRICS_TOKEN>`; without a token it answers 401, unless
+# the operator opts out with METRICS_PUBLIC = True (e.g. scraped only on a private interface).
 METRICS_TOKEN = None
+METRICS_PUBLIC = False
 # `flask maintenance run`: how long ended sessions, delivered logouts and audit rows are kept.
 SESSION_RETENTION_DAYS = 30
 AUDIT_RETENTION_DAYS = 180
@@ -160,3 +168,23 @@ IDP_PROMPT_NONE = True
 IDP_WORKBENCH_REDIRECT_URI = "omit"
 # How long a held sign-in (workbench confirmation, account switch) waits for the person's click.
 HELD_SIGN_IN_SECONDS = 300
+
+# --- rate limits on the anonymous login routes (sso/ratelimit.py) ---------------------------------
+
+# Requests per client address (IPv6: per /64) per fixed window, counted in the database so every
+# worker and server shares the count. "login": GET /sso/login?tenant=|instance= and POST /sso/login;
+# "callback": GET /sso/callback. 0 turns a limit off. Over it: a 429 page with Retry-After.
+RATE_LIMIT_WINDOW_SECONDS = 60
+RATE_LIMIT_LOGIN = 30
+RATE_LIMIT_CALLBACK = 30
+# At most this many clients get their own row per route group and window; every further client
+# shares one overflow counter, limited to RATE_LIMIT_OVERFLOW requests per window in total.
+RATE_LIMIT_MAX_CLIENTS = 10000
+RATE_LIMIT_OVERFLOW = 3000
+
+# PostgreSQL: a statement waiting this long for a lock, or running this long, is cancelled, so a
+# sync call answers 000005 (and KooGallery retries) well inside the marketplace's 5 s limit instead
+# of hanging. Milliseconds; 0 turns one off. Set with SET LOCAL at the start of every transaction,
+# which also works through PgBouncer in transaction mode. Ignored for SQLite.
+DATABASE_LOCK_TIMEOUT_MS = 2000
+DATABASE_STATEMENT_TIMEOUT_MS = 4000

@@ -22,6 +22,8 @@ def render(kit_key: str | None = None, basic_key: str | None = None, *, local: b
             "# Local demo only: the simulator's authentication centres are http:// on 127.0.0.1.",
             "ALLOW_INSECURE_IDP = True",
             "COOKIE_SECURE = False",
+            "LOCAL_DEV = True  # may start on http://127.0.0.1 without an https PUBLIC_URL",
+            "METRICS_PUBLIC = True  # /metrics without a token, on 127.0.0.1 only",
         ]
     return "\n".join(lines) + "\n"
 

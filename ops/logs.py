@@ -26,7 +26,9 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             # Exception type and traceback lines for operators; values of locals are never logged.
             event["exc"] = self.formatException(record.exc_info)
-        return json.dumps(event, ensure_ascii=False)
+        # A lone surrogate from hostile input has no UTF-8 form: written as its JSON escape, so the
+        # line stays valid JSON and the stream never fails to encode it.
+        return json.dumps(event, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def configure_logging(level: str) -> None:

@@ -15,6 +15,7 @@ from common.clock import utcnow
 from extensions import db
 from sso.models import HeldSignIn, LoginEvent, LoginState, UserSession
 from sso.oidc.models import CODE_LIFETIME, BackchannelLogout, OidcAuthorizationCode, OidcToken
+from sso.ratelimit import RateWindow
 from tenants.models import (
     Department,
     Instance,
@@ -42,6 +43,9 @@ def run_maintenance() -> dict[str, int]:
         "released_users": db.delete(TenantUser).where(TenantUser.tenant_id.in_(released)),
         "released_departments": db.delete(Department).where(Department.tenant_id.in_(released)),
         "released_sessions": db.delete(UserSession).where(UserSession.tenant_id.in_(released)),
+        # Rate-limit counters of windows that have ended (sso/ratelimit.py).
+        "rate_windows": db.delete(RateWindow).where(
+            RateWindow.window_start < epoch - epoch % max(1, int(cfg["RATE_LIMIT_WINDOW_SECONDS"]))),
         "sessions": db.delete(UserSession).where(
             db.or_(UserSession.ended_at < session_cutoff, UserSession.expires_at < session_cutoff)),
         "oidc_codes": db.delete(OidcAuthorizationCode).where(OidcAuthorizationCode.created_at_ts < epoch - CODE_LIFETIME

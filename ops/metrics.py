@@ -40,6 +40,10 @@ def metrics():
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if not hmac.compare_digest(given.encode(), str(token).encode()):
             return Response("unauthorized\n", status=401, mimetype="text/plain")
+    elif not current_app.config.get("METRICS_PUBLIC"):
+        # Metrics say who calls and how often: closed unless the operator chose otherwise.
+        return Response("unauthorized: set BRIDGE_METRICS_TOKEN (scrape with Authorization: Bearer <token>) "
+                        "or BRIDGE_METRICS_PUBLIC=true\n", status=401, mimetype="text/plain")
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)

@@ -227,7 +227,8 @@ def main() -> int:
     })
     sim_env = {**os.environ, "SIM_CONFIG_FILE": str(sim_config)}
     # The bridge's "sign in with KooGallery" goes to the simulator's portal, for this appId.
-    bridge_env = {"BRIDGE_PORTAL_LOGIN_URL": f"http://{SIMULATOR}/unified-login/portal-login",
+    bridge_env = {"BRIDGE_LOCAL_DEV": "true", "BRIDGE_METRICS_PUBLIC": "true",
+                  "BRIDGE_PORTAL_LOGIN_URL": f"http://{SIMULATOR}/unified-login/portal-login",
                   "BRIDGE_APP_ID": app_id, "BRIDGE_PUBLIC_URL": f"http://{BRIDGE}", **os.environ}
     saas_env = {**os.environ, "SAAS_ISSUER": f"http://{BRIDGE}", "SAAS_CLIENT_ID": DEMO_CLIENT_ID,
                 "SAAS_CLIENT_SECRET": register_demo_app(bridge), "SAAS_APP_URL": f"http://{SAAS_APP}"}

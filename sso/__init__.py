@@ -7,8 +7,9 @@ from sso.auth_centre import AuthCentreClient
 
 
 def init_app(app: Flask) -> None:
-    from sso import i18n, models  # noqa: F401  (models register their tables)
+    from sso import i18n, models, ratelimit  # noqa: F401  (models register their tables)
     from sso.views import bp
+    from sso.web import no_store_if_personal, rate_limit_login_routes
     from tenants.signals import access_changed, centre_moved
 
     cfg = app.config
@@ -25,6 +26,8 @@ def init_app(app: Flask) -> None:
         raise ConfigError(f"BRIDGE_IDP_* outbound settings: {exc}") from None
     i18n.init_app(app)
     app.register_blueprint(bp)
+    app.before_request(rate_limit_login_routes)  # only sso.login / login_form / callback are counted
+    app.after_request(no_store_if_personal)  # pages and redirects that depended on the session
 
     from sso import oidc
 

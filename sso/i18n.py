@@ -48,6 +48,7 @@ PAGE_TEXTS = (
     N_("idp_busy.title"), N_("idp_busy.text"),
     N_("idp_circuit_open.title"), N_("idp_circuit_open.text"),
     N_("too_many_logins.title"), N_("too_many_logins.text"),
+    N_("rate_limited.title"), N_("rate_limited.text"),
     N_("confirm_expired.title"), N_("confirm_expired.text"),
     N_("bad_request.title"), N_("bad_request.text"),
     N_("csrf.title"), N_("csrf.text"),

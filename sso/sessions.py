@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from blinker import Namespace
-from flask import current_app
+from flask import current_app, has_app_context
 from itsdangerous import BadSignature, Signer
 
 from common.clock import aware, utcnow
 from common.hashing import hash_token
+from config import cookie_name
 from extensions import db
 from keys import keyring
 from sso import admission, services
@@ -33,7 +34,22 @@ log = logging.getLogger(__name__)
 # (the OIDC provider revokes the apps' tokens and queues back-channel logouts).
 sessions_ended = Namespace().signal("sessions-ended")
 
-SESSION_COOKIE = "bridge_sid"
+SESSION_COOKIE_BASE = "bridge_sid"
+
+
+def session_cookie_name() -> str:
+    """`__Host-bridge_sid` with Secure cookies, `bridge_sid` in local http development."""
+    if not has_app_context():
+        return SESSION_COOKIE_BASE
+    return cookie_name(SESSION_COOKIE_BASE, current_app.config)
+
+
+def __getattr__(name: str):
+    # `sessions.SESSION_COOKIE` follows the app's COOKIE_SECURE (PEP 562), so every place that
+    # reads or sets the cookie gets the one name without changing its call.
+    if name == "SESSION_COOKIE":
+        return session_cookie_name()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 _SALT = "bridge-session-id"
 LAST_SEEN_RESOLUTION = timedelta(seconds=60)
 

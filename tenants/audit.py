@@ -40,12 +40,21 @@ def unverified_summary(raw: bytes) -> str:
     return f"unverified: {len(raw)} bytes, sha256 {hashlib.sha256(raw).hexdigest()}"
 
 
+def storable(value):
+    """Text every database can hold: NUL removed, lone surrogates replaced (they have no UTF-8)."""
+    if not isinstance(value, str):
+        return value
+    return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
+
+
 def record_sync_call(**fields) -> None:
     """Written in its own transaction, after the call's own commit or rollback. If the database
-    is down the call already answered 000005; the line in the log is then the only record."""
+    is down the call already answered 000005; the line in the log is then the only record. It
+    never raises: the caller must still answer in KooGallery JSON."""
     try:
-        db.session.add(SyncCall(**fields))
+        db.session.add(SyncCall(**{k: storable(v) for k, v in fields.items()}))
         db.session.commit()
-    except SQLAlchemyError:
+    except (SQLAlchemyError, ValueError) as exc:
         db.session.rollback()
-        log.error("sync_audit_write_failed interface=%s result=%s", fields.get("interface"), fields.get("result_code"))
+        log.error("sync_audit_write_failed interface=%r result=%s error=%s", fields.get("interface"),
+                  fields.get("result_code"), type(exc).__name__)

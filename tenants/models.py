@@ -35,6 +35,11 @@ class Tenant(Timestamped, db.Model):
     last_sync_ts: Mapped[str] = mapped_column(String(17))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
+    # People type the code at the login page: two live tenants may not share it in any case.
+    __table_args__ = (Index("uq_kg_tenant_code_live", db.func.lower(tenant_code), unique=True,
+                            postgresql_where=db.text("tenant_code <> '' AND deleted_at IS NULL"),
+                            sqlite_where=db.text("tenant_code <> '' AND deleted_at IS NULL")),)
+
 
 class TenantInstance(db.Model):
     """Which orders (instances) bound this tenant: one tenant may be bound by several orders."""

@@ -45,7 +45,36 @@ def parse_json_object(raw: bytes, max_depth: int) -> dict:
         raise invalid("body must be a JSON object")
     if _depth(body) > max_depth:
         raise invalid(f"body is nested deeper than {max_depth} levels")
+    _check_text(body)
     return body
+
+
+# A lone UTF-16 surrogate (the JSON escape \ud800 without its pair) is valid JSON but no text:
+# it has no UTF-8 form, so it could be neither signed canonically nor stored. NUL cannot be stored
+# in PostgreSQL text. Both are refused here, before anything else looks at the body.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def _check_text(value) -> None:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if _UNSTORABLE.search(key):
+                    raise invalid(_unstorable_message(key))
+                stack.append(child)
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and _UNSTORABLE.search(node):
+            raise invalid(_unstorable_message(node))
+
+
+def _unstorable_message(text: str) -> str:
+    char = _UNSTORABLE.search(text).group()
+    if char == "\x00":
+        return "body contains a NUL character (\\u0000)"
+    return f"body contains a lone UTF-16 surrogate (\\u{ord(char):04x}); text must be valid Unicode"
 
 
 def _depth(value) -> int:

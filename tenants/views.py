@@ -204,3 +204,14 @@ def _answer(answer: dict, *, key: str) -> Response:
     if current_app.config["BODY_SIGN"]:
         response.headers["Body-Sign"] = body_sign_header(key, payload)
     return response
+
+
+@bp.errorhandler(Exception)
+def unexpected_error(exc: Exception):
+    """Last resort: whatever escaped the envelope, KooGallery still gets its JSON (never an HTML 500)."""
+    db.session.rollback()
+    log.error("sync_unhandled_error path=%r error=%s", request.path[:100], type(exc).__name__)
+    answer = {"resultCode": ResultCode.INTERNAL_ERROR, "resultMsg": "internal error; please retry"}
+    cfg = current_app.config
+    key = cfg["KIT_ACCESS_KEY"] if "/produceAPI/" in request.path else cfg["BASIC_ACCESS_KEY"]
+    return _answer(answer, key=key)

@@ -69,6 +69,7 @@ def base_config(rsa_key, tmp_path_factory):
         "COOKIE_SECURE": False,
         "OIDC_BACKCHANNEL_DELIVERY": "cron",
         "DATABASE_PGBOUNCER": VIA_PGBOUNCER,
+        "METRICS_PUBLIC": True,  # tests scrape /metrics; test_hardening checks it is closed by default
     }
 
 

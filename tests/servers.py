@@ -62,6 +62,10 @@ def bridge_env(config: dict, database_url: str, **extra) -> dict:
     env["BRIDGE_DATA_KEYS"] = ",".join(config["DATA_KEYS"])
     env["BRIDGE_DATABASE_URL"] = database_url
     env["BRIDGE_LOG_LEVEL"] = "WARNING"
+    # Live test servers are local development on 127.0.0.1: no https PUBLIC_URL, /metrics scraped
+    # without a token, and every test's browser shares one address (its own limits are tested in-process).
+    env.update(BRIDGE_LOCAL_DEV="true", BRIDGE_METRICS_PUBLIC="true", BRIDGE_RATE_LIMIT_LOGIN="0",
+               BRIDGE_RATE_LIMIT_CALLBACK="0")
     if config.get("DATABASE_PGBOUNCER"):
         env["BRIDGE_DATABASE_PGBOUNCER"] = "true"
     env.update({f"BRIDGE_{k}": str(v) for k, v in extra.items()})

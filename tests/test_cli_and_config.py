@@ -77,9 +77,9 @@ def test_start_up_message_names_every_problem(tmp_path):
 def test_generated_local_config_is_valid(tmp_path):
     from config.generate import render
 
-    (tmp_path / "config.py").write_text(render())
+    (tmp_path / "config.py").write_text(render(local=True))
     app = create_app({"INSTANCE_PATH": str(tmp_path), "DATABASE_URL": "sqlite://"})
-    assert len(app.config["SECRET_KEY"]) >= 32
+    assert len(app.config["SECRET_KEY"]) >= 32 and app.config["LOCAL_DEV"] is True
 
 
 # --- flask keys --------------------------------------------------------------------------------

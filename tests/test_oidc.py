@@ -154,11 +154,64 @@ def test_prompt_none_without_session_returns_login_required(synced, client, app_
     assert query["error"] == ["login_required"] and query["state"] == ["st-1"]
 
 
-def test_prompt_login_forces_a_fresh_sso_login(signed_in, app_client):
+def _backchannel_rows(app) -> int:
+    with app.app_context():
+        return db.session.scalar(db.select(db.func.count()).select_from(BackchannelLogout))
+
+
+def test_prompt_login_forces_a_fresh_sso_login_without_ending_the_session_on_a_get(signed_in, app, app_client, idp):
+    tokens_for(signed_in, app_client)  # the app holds tokens: ending the session would queue a logout
     response = authorize(signed_in, app_client[0], prompt="login")
     location = urlsplit(response.headers["Location"])
-    assert location.path == "/sso/login" and "prompt" not in parse_qs(location.query)["next"][0]
-    assert signed_in.get("/sso/me").status_code == 401
+    next_url = parse_qs(location.query)["next"][0]
+    assert location.path == "/sso/login" and "prompt" not in next_url and "auth_after=" in next_url
+    assert signed_in.get("/sso/me").status_code == 200 and _backchannel_rows(app) == 0
+    # Coming back with the old session is not enough: still a login first.
+    again = signed_in.get(next_url)
+    assert urlsplit(again.headers["Location"]).path == "/sso/login"
+    _age_sessions(app, seconds=5)  # auth_time has one-second resolution: make the old login clearly older
+    assert sign_in(signed_in, idp).status_code == 302  # the fresh login replaces the session
+    code = code_from(signed_in.get(next_url))
+    assert code
+
+
+def _age_sessions(app, *, seconds: int) -> None:
+    from datetime import timedelta
+
+    from sso.models import UserSession
+
+    with app.app_context():
+        for row in db.session.execute(db.select(UserSession)).scalars():
+            row.created_at = row.created_at - timedelta(seconds=seconds)
+        db.session.commit()
+
+
+def test_max_age_elapsed_asks_for_a_fresh_login(signed_in, app, app_client):
+    _age_sessions(app, seconds=7200)
+    response = authorize(signed_in, app_client[0], max_age="3600")
+    assert urlsplit(response.headers["Location"]).path == "/sso/login"
+    assert signed_in.get("/sso/me").status_code == 200
+    assert code_from(authorize(signed_in, app_client[0], max_age="86400"))
+
+
+@pytest.mark.parametrize("bad", [{"client_id": "no-such-app"}, {"redirect_uri": "https://evil.example.com/cb"}])
+def test_prompt_login_with_an_invalid_request_changes_nothing(signed_in, app, app_client, bad):
+    tokens_for(signed_in, app_client)
+    bad = dict(bad)
+    client_id = bad.pop("client_id", app_client[0])
+    response = authorize(signed_in, client_id, prompt="login", **bad)
+    assert response.status_code == 400 and b"invalid_" in response.data
+    assert signed_in.get("/sso/me").status_code == 200 and _backchannel_rows(app) == 0
+
+
+def test_rp_logout_with_someone_elses_hint_keeps_this_visitors_cookie(signed_in, app, app_client, idp):
+    other = app.test_client()
+    assert sign_in(other, idp, "bob").status_code == 302
+    their_hint = tokens_for(other, app_client)["id_token"]
+    response = signed_in.get("/oidc/logout", query_string={"id_token_hint": their_hint})
+    assert response.status_code == 302
+    assert "bridge_sid=;" not in response.headers.get("Set-Cookie", "")
+    assert signed_in.get("/sso/me").status_code == 200
 
 
 # --- PKCE -----------------------------------------------------------------------------------------

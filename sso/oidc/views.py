@@ -14,6 +14,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from wtforms import ValidationError
 
+from common.clock import aware
 from extensions import db
 from keys.signing import public_jwks
 from sso import sessions
@@ -81,27 +82,48 @@ def _tenant_hint() -> str | None:
     return (hint or "")[:64] or None
 
 
+# After a forced re-authentication (prompt=login, or max_age elapsed) the request comes back with
+# this marker: a session opened at or after that second is fresh enough. It only ever asks for a
+# newer login than the visitor has, so tampering with it helps nobody (the ID token's auth_time
+# tells the app how fresh the login is, as OpenID Connect Core §3.1.2.1 has apps check).
+AUTH_AFTER = "auth_after"
+
+
 @bp.get("/oidc/authorize")
 def authorize():
+    """A GET changes nothing: the request is validated first (unknown client, unregistered
+    redirect: an error page, nothing else happens); a re-authentication leaves the current session
+    alone and sends the person through a new login, which replaces it when it completes."""
     user_session = current_session()
-    prompts = set(request.args.get("prompt", "").split())
-    if "login" in prompts and user_session is not None:
-        # Re-authenticate: a fresh login, then this request again without prompt=login.
-        args = {k: v for k, v in request.args.items(multi=True) if k != "prompt"}
-        sessions.end_session(user_session, "reauthenticate")
-        db.session.commit()
-        return _login_redirect(_tenant_hint() or user_session.tenant_id, f"{url_for('oidc.authorize')}?{urlencode(args)}")
     hint = _tenant_hint()
     if user_session is not None and hint and not _same_tenant(user_session.tenant_id, hint):
         user_session = None  # the app asked for another company: sign in there
-    user = OidcUser(user_session) if user_session is not None else None
+    fresh_login_needed = user_session is not None and _needs_fresh_login(user_session)
+    user = OidcUser(user_session) if user_session is not None and not fresh_login_needed else None
     try:
         grant = authorization_server().get_consent_grant(end_user=user)
     except OAuth2Error as error:
         return _authorize_error(error)
+    if fresh_login_needed:
+        args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("prompt", AUTH_AFTER)]
+        args.append((AUTH_AFTER, str(int(time.time()))))
+        return _login_redirect(hint or user_session.tenant_id, f"{url_for('oidc.authorize')}?{urlencode(args)}")
     if user is None:
         return _login_redirect(hint, request.full_path)
     return authorization_server().create_authorization_response(grant=grant, grant_user=user)
+
+
+def _needs_fresh_login(user_session) -> bool:
+    """prompt=login, or a max_age the session is older than, unless this request is the one coming
+    back from the re-authentication (AUTH_AFTER) and the session was opened since."""
+    signed_in_at = int(aware(user_session.created_at).timestamp())
+    after = request.args.get(AUTH_AFTER, "")
+    if after.isascii() and after.isdigit() and len(after) <= 12:
+        return signed_in_at < min(int(after), int(time.time()))
+    if "login" in request.args.get("prompt", "").split():
+        return True
+    max_age = request.args.get("max_age", "")
+    return max_age.isascii() and max_age.isdigit() and len(max_age) <= 9 and time.time() - signed_in_at > int(max_age)
 
 
 def _same_tenant(tenant_id: str, hint: str) -> bool:
@@ -164,16 +186,21 @@ def logout():
     if user_session is not None and not confirmed:
         # Without a valid hint anyone could link here: ask the person (CSRF-protected form).
         return render_template("sso/oidc_logout.html", params=values)
+    ended = False
     if user_session is not None and (hint_claims is None or hint_claims.get("sid") == session_sid(user_session.id_hash)):
         sessions.sign_out(user_session, reason="rp_logout", request_id=g.request_id, remote_addr=request.remote_addr,
                           detail=f"rp:{client.client_id if client else '-'}")
+        ended = True
     if target:
         if values.get("state"):
             target += ("&" if "?" in target else "?") + urlencode({"state": values["state"]})
         response = redirect(target)
     else:
         response = redirect(url_for("sso.signed_out"))
-    response.delete_cookie(sessions.SESSION_COOKIE, path="/")
+    if ended or user_session is None:
+        # Only the cookie of the session that just ended (or of none at all): a hint for somebody
+        # else's session must not sign this visitor out.
+        response.delete_cookie(sessions.SESSION_COOKIE, path="/")
     return response
 
 
