@@ -69,8 +69,15 @@ SECTION_OF = {"admin.tenant": "admin.tenants", "admin.sync_call": "admin.sync_lo
 
 @bp.context_processor
 def console_helpers():
-    return {"brand": gettext("admin.app_name"), "label": label, "operator": g.get("operator"),
+    return {"brand": _console_name(), "label": label, "operator": g.get("operator"),
             "when": _when, "sync_time": _sync_time, "zone": current_app.config["ADMIN_TIMEZONE"], "page_url": _page_url, "section": SECTION_OF.get(request.endpoint, request.endpoint)}
+
+
+def _console_name() -> str:
+    """The console's title names the vendor's app (BRIDGE_BRAND_*) when one is set."""
+    brand = current_app.extensions["branding"]
+    owner = brand.app_name or brand.vendor_name
+    return f"{owner} · {gettext('admin.app_name')}" if owner else gettext("admin.app_name")
 
 
 def _when(value) -> str:
