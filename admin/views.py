@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from admin import accounts, services
 from admin import sessions as op_sessions
+from admin.chart import stacked_bars
 from admin.errors import AdminError
 from admin.i18n import label
 from admin.models import Operator
@@ -64,7 +65,7 @@ def never_cache_or_frame(response):
 
 
 # Detail pages highlight their list in the navigation.
-SECTION_OF = {"admin.tenant": "admin.tenants", "admin.sync_call": "admin.sync_log", "admin.app_detail": "admin.apps"}
+SECTION_OF = {"admin.index": "admin.index", "admin.tenant": "admin.tenants", "admin.sync_call": "admin.sync_log", "admin.app_detail": "admin.apps"}
 
 
 @bp.context_processor
@@ -272,7 +273,11 @@ def logout():
 
 @bp.get("/")
 def index():
-    return redirect(url_for("admin.tenants"))
+    """The console's home: sign-ins and sync calls per hour over the last 24 hours, the last failures."""
+    day = services.last_day()
+    zone = current_app.config["ADMIN_TIMEZONE"]
+    return render_template("admin/home.html", day=day, sign_ins=stacked_bars(day.sign_ins, "success", zone),
+                           syncs=stacked_bars(day.sync_calls, "000000", zone))
 
 
 @bp.get("/tenants")
