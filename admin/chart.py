@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from ops.activity import Hourly
 
-WIDTH, HEIGHT = 720, 220
+WIDTH, HEIGHT = 900, 220
 LEFT, RIGHT, TOP, BOTTOM = 40, 8, 10, 26  # room for the count axis and the hour labels
 SUCCESS_COLOUR = "#1f7a3a"
 FAILURE_COLOURS = ("#c7000b", "#b54708", "#7a5af8", "#0e7090", "#c11574", "#a15c07", "#3538cd", "#667085")
@@ -50,10 +50,11 @@ class Chart:
 
 
 def _nice_ceiling(value: int) -> int:
-    """The smallest of 1, 2, 5 x 10^n at least `value` (at least 4, so the axis reads 0/2/4)."""
+    """The smallest of 1, 2, 4 x 10^n at least `value` (at least 4): the axis reads 0, half, top
+    in whole numbers (0/2/4, 0/5/10, 0/10/20, 0/20/40, ...)."""
     step = 1
     while True:
-        for factor in (1, 2, 5):
+        for factor in (1, 2, 4):
             if factor * step >= max(value, 4):
                 return factor * step
         step *= 10
