@@ -25,7 +25,7 @@ from extensions import csrf, db, migrate
 from ops.logs import configure_logging
 
 REQUEST_ID_HEADER = "X-Request-Id"
-PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self' http: https:; "
+PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:{logo}; form-action 'self' http: https:; "
             "frame-ancestors 'none'; base-uri 'none'")
 _INCOMING_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
@@ -100,6 +100,9 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_request_ids(app: Flask) -> None:
+    logo_origin = app.extensions["branding"].logo_origin  # a BRIDGE_BRAND_LOGO on another host
+    page_csp = PAGE_CSP.format(logo=f" {logo_origin}" if logo_origin else "")
+
     @app.before_request
     def assign_request_id():
         # A proxy's id is kept when it looks like one, so one id follows the request end to end.
@@ -112,7 +115,7 @@ def register_request_ids(app: Flask) -> None:
         if response.mimetype == "text/html":
             # Pages carry no third-party content; OAuth codes in URLs must not leak by Referer;
             # the login and logout forms must not be framed (clickjacking).
-            response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+            response.headers.setdefault("Content-Security-Policy", page_csp)
             response.headers.setdefault("X-Frame-Options", "DENY")
             response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -17,8 +17,9 @@ from admin.errors import AdminError
 from admin.models import AuditEntry
 from common.clock import utcnow
 from extensions import db
+from ops import activity
 from sso.admission import tenant_refusal, user_refusal
-from sso.models import LoginEvent, UserSession
+from sso.models import LOGIN_OUTCOMES, LoginEvent, UserSession
 from sso.oidc.models import BackchannelLogout, OidcClient
 from sso.sessions import end_sessions
 from tenants import queries
@@ -27,7 +28,7 @@ from tenants.models import Department, Instance, SyncCall, Tenant, TenantApp, Te
 
 log = logging.getLogger(__name__)
 
-LOGIN_OUTCOMES = ("success", "refused", "logout", "ended")
+__all__ = ["LOGIN_OUTCOMES"]  # the console's outcome filter (defined beside LoginEvent)
 END_SESSIONS_REASON = "operator"  # what an ended user session says in sso_session.end_reason
 
 
@@ -188,6 +189,20 @@ def end_tenant_sessions(tenant_id: str, user_name: str | None, *, operator: str,
 
 
 # --- sync log, login audit, OIDC apps -------------------------------------------------------------
+
+
+@dataclass
+class LastDay:
+    sign_ins: activity.Hourly
+    sync_calls: activity.Hourly
+    refused_sign_ins: list
+    failed_sync_calls: list
+
+
+def last_day() -> LastDay:
+    """The console's home: per-hour counts of the last 24 hours and the last few failures."""
+    return LastDay(activity.sign_ins_by_hour(24), activity.sync_calls_by_hour(24),
+                   activity.last_refused_sign_ins(10), activity.last_failed_sync_calls(10))
 
 
 def sync_calls(number: int, tenant_id: str | None = None, result_code: str | None = None) -> Page:

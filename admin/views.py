@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from admin import accounts, services
 from admin import sessions as op_sessions
+from admin.chart import stacked_bars
 from admin.errors import AdminError
 from admin.i18n import label
 from admin.models import Operator
@@ -64,13 +65,20 @@ def never_cache_or_frame(response):
 
 
 # Detail pages highlight their list in the navigation.
-SECTION_OF = {"admin.tenant": "admin.tenants", "admin.sync_call": "admin.sync_log", "admin.app_detail": "admin.apps"}
+SECTION_OF = {"admin.index": "admin.index", "admin.tenant": "admin.tenants", "admin.sync_call": "admin.sync_log", "admin.app_detail": "admin.apps"}
 
 
 @bp.context_processor
 def console_helpers():
-    return {"brand": gettext("admin.app_name"), "label": label, "operator": g.get("operator"),
+    return {"brand": _console_name(), "label": label, "operator": g.get("operator"),
             "when": _when, "sync_time": _sync_time, "zone": current_app.config["ADMIN_TIMEZONE"], "page_url": _page_url, "section": SECTION_OF.get(request.endpoint, request.endpoint)}
+
+
+def _console_name() -> str:
+    """The console's title names the vendor's app (BRIDGE_BRAND_*) when one is set."""
+    brand = current_app.extensions["branding"]
+    owner = brand.app_name or brand.vendor_name
+    return f"{owner} · {gettext('admin.app_name')}" if owner else gettext("admin.app_name")
 
 
 def _when(value) -> str:
@@ -265,7 +273,11 @@ def logout():
 
 @bp.get("/")
 def index():
-    return redirect(url_for("admin.tenants"))
+    """The console's home: sign-ins and sync calls per hour over the last 24 hours, the last failures."""
+    day = services.last_day()
+    zone = current_app.config["ADMIN_TIMEZONE"]
+    return render_template("admin/home.html", day=day, sign_ins=stacked_bars(day.sign_ins, "success", zone),
+                           syncs=stacked_bars(day.sync_calls, "000000", zone))
 
 
 @bp.get("/tenants")

@@ -188,3 +188,18 @@ RATE_LIMIT_OVERFLOW = 3000
 # which also works through PgBouncer in transaction mode. Ignored for SQLite.
 DATABASE_LOCK_TIMEOUT_MS = 2000
 DATABASE_STATEMENT_TIMEOUT_MS = 4000
+
+# --- branding (the pages people sign in through) ---------------------------------------------------
+
+# What the login, refusal, confirmation and signed-out pages (and the console's title) say the person
+# is signing in to. Empty: the pages say "企业账号登录 / Enterprise sign-in" and show no vendor.
+BRAND_APP_NAME = ""
+BRAND_VENDOR_NAME = ""
+# The logo in the page header: an https:// URL (its origin is added to the pages' img-src), a data:
+# URI, or the name of an image file in the instance folder (served by the bridge at /sso/brand/logo).
+BRAND_LOGO = ""
+# Where people get help: an e-mail address (shown as a mailto: link), an https:// URL, or plain text
+# such as a phone number. Shown in the footer and on refusal pages.
+BRAND_SUPPORT = ""
+# The ICP filing number (ICP备案号) shown in the footer, linked to https://beian.miit.gov.cn/.
+BRAND_ICP = ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from datetime import timedelta
 
 from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -15,6 +16,7 @@ from prometheus_client.registry import REGISTRY, Collector
 from common.clock import utcnow
 
 bp = Blueprint("metrics", __name__)
+
 
 class ActiveSessions(Collector):
     """Read at scrape time from the database, so every process reports the same number."""
@@ -31,6 +33,31 @@ class ActiveSessions(Collector):
         except Exception:  # the database being down must not break the scrape of everything else
             db.session.rollback()
         yield gauge
+
+
+class LastDayActivity(Collector):
+    """Sign-ins and sync calls of the last 24 hours, counted by the database at scrape time (the
+    console's chart shows the same numbers): unlike the _total counters they survive restarts and
+    are the same whichever process answers."""
+
+    def collect(self):
+        from extensions import db
+        from ops import activity
+
+        logins = GaugeMetricFamily("bridge_login_events_last_24h", "Login events of the last 24 hours by outcome "
+                                   "and refusal reason", labels=["outcome", "reason"])
+        syncs = GaugeMetricFamily("bridge_sync_calls_last_24h", "KooGallery sync calls of the last 24 hours by "
+                                  "interface and resultCode", labels=["interface", "result_code"])
+        since = utcnow() - timedelta(hours=24)
+        try:
+            for (outcome, reason), count in sorted(activity.login_counts(since).items()):
+                logins.add_metric([outcome, reason], count)
+            for (interface, code), count in sorted(activity.sync_counts(since).items()):
+                syncs.add_metric([interface, code], count)
+        except Exception:  # the database being down must not break the scrape of everything else
+            db.session.rollback()
+        yield logins
+        yield syncs
 
 
 @bp.get("/metrics")
@@ -51,6 +78,7 @@ def metrics():
         registry = REGISTRY
     scrape = CollectorRegistry()
     scrape.register(ActiveSessions())
+    scrape.register(LastDayActivity())
     body = generate_latest(registry) + generate_latest(scrape)
     # content_type, not mimetype: Werkzeug appends "; charset=utf-8" to a mimetype, and
     # CONTENT_TYPE_LATEST already names the charset (two charsets confuse strict scrapers).

@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"BRIDGE_IDP_* outbound settings: {exc}") from None
     i18n.init_app(app)
+    _init_branding(app)
     app.register_blueprint(bp)
     app.before_request(rate_limit_login_routes)  # only sso.login / login_form / callback are counted
     app.after_request(no_store_if_personal)  # pages and redirects that depended on the session
@@ -38,6 +39,22 @@ def init_app(app: Flask) -> None:
     # receiver, however many apps are built (no flags needed).
     access_changed.connect(_on_access_changed)
     centre_moved.connect(_on_centre_moved)
+
+
+def _init_branding(app: Flask) -> None:
+    from flask_babel import gettext
+
+    from sso.branding import branding_from, logo_problem
+
+    problem = logo_problem(app.config, app.instance_path)
+    if problem:
+        raise ConfigError(f"SSO Bridge cannot start:\n  - {problem}")
+    brand = branding_from(app.config)
+    app.extensions["branding"] = brand
+
+    @app.context_processor
+    def branding_for_templates():
+        return {"branding": brand, "site_name": brand.app_name or gettext("app_name")}
 
 
 def _on_access_changed(_sender, tenant_id, user_names, reason):

@@ -5,7 +5,7 @@ code and templates name what a text is for, and both languages are translations 
 
 from __future__ import annotations
 
-from flask import current_app, request, session
+from flask import current_app, request, session, url_for
 from flask_babel import Babel, gettext
 
 # Language codes of ?lang= and the session -> catalog locales under translations/ (Babel names
@@ -85,6 +85,15 @@ def known_text(key: str) -> str:
     return "" if text == key else text
 
 
+def language_switch_url(language: str) -> str:
+    """This page in another language: the same GET with every query argument kept. A page that
+    must not be fetched again (a callback's refusal, a confirmation) passes its own link instead."""
+    if request.method != "GET" or request.endpoint is None:
+        return f"?lang={language}"
+    args = {k: v for k, v in request.args.items() if not k.startswith("_")}  # url_for reserves _names
+    return url_for(request.endpoint, **{**(request.view_args or {}), **args, "lang": language})
+
+
 def select_locale() -> str:
     return LOCALES[current_language()]
 
@@ -92,4 +101,5 @@ def select_locale() -> str:
 def init_app(app) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", LOCALES["zh"])
     Babel(app, locale_selector=select_locale)
-    app.jinja_env.globals.update(current_language=current_language, known_text=known_text)
+    app.jinja_env.globals.update(current_language=current_language, known_text=known_text,
+                                 language_switch_url=language_switch_url)

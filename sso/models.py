@@ -90,6 +90,9 @@ register_encrypted_column(HeldSignIn.access_token_enc)
 register_encrypted_column(HeldSignIn.refresh_token_enc)
 
 
+LOGIN_OUTCOMES = ("success", "refused", "logout", "ended")  # LoginEvent.outcome
+
+
 class LoginEvent(db.Model):
     """Every login outcome: who, when, admitted or why not."""
 

@@ -17,6 +17,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     session,
     url_for,
 )
@@ -26,7 +27,8 @@ from common.redirects import safe_next
 from extensions import db
 from keys import keyring
 from sso import admission, services, sessions
-from sso.errors import LoginError
+from sso.branding import logo_path
+from sso.errors import REASONS, LoginError
 from sso.oidc.landing import landing_url
 from sso.web import current_session
 
@@ -37,6 +39,7 @@ bp = Blueprint("sso", __name__, url_prefix="/sso")
 BROWSER_KEY = "login_binding"  # in the signed flow cookie: binds each state to this browser
 KEPT_CODE_KEY = "kept_code"  # a workbench code kept (encrypted) while its login is re-initiated
 KEPT_CODE_SECONDS = 120
+REFUSAL_KEY = "refusal"  # the last refusal this browser saw: a language switch shows it again
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -111,7 +114,15 @@ def login_form():
     next_url = safe_next(request.form.get("next"))
     if request.form.get("portal"):
         return redirect(services.portal_login_url(), code=302)
-    return _start(services.find_tenant(request.form.get("tenant", "")), next_url)
+    typed = request.form.get("tenant", "")
+    try:
+        tenant = services.find_tenant(typed)
+    except LoginError as exc:
+        # A mistyped company code: said on the form, with what was typed kept, not a dead-end page.
+        _record_refusal(exc)
+        return render_template("sso/login.html", next_url=next_url or "", typed=typed[:64],
+                               error=exc.reason), exc.status
+    return _start(tenant, next_url)
 
 
 @bp.get("/callback")
@@ -224,6 +235,17 @@ def continue_sign_in():
     return _sign_in(held.identity, held.tokens, held.next_url)
 
 
+@bp.get("/continue")
+def confirm_page():
+    """The confirmation page again (after a language switch); the held sign-in stays held."""
+    held = sessions.held_sign_in(session.get(BROWSER_KEY))
+    if held is None:
+        return redirect(url_for("sso.login"))
+    current = current_session()
+    return _personal(render_template("sso/confirm.html", new=held.identity,
+                                     current=_account_of(current) if held.kind == "switch" else None))
+
+
 @bp.get("/")
 def home():
     user_session = current_session()
@@ -267,21 +289,66 @@ def signed_out():
     return render_template("sso/signed_out.html")
 
 
+@bp.get("/brand/logo")
+def brand_logo():
+    path = logo_path(current_app.extensions["branding"], current_app.instance_path)
+    if path is None:
+        return "", 404
+    return send_file(path, max_age=3600)
+
+
+@bp.post("/other-account")
+def use_another_account():
+    """The refusal page's "use another account": the tenant's centre still remembers the person, so
+    signing in again would refuse the same account. Sign out there, then start again at that
+    tenant. A POST with CSRF although nothing on the bridge changes: a link would let any page
+    sign a visitor out of their company's centre. The tenant is the one this browser's refusal
+    named (kept in the signed flow cookie), never one from the form."""
+    refusal = session.pop(REFUSAL_KEY, None)
+    tenant_id = refusal.get("tenant") if isinstance(refusal, dict) else None
+    if not tenant_id:
+        return redirect(url_for("sso.login"), code=303)
+    again = _external("sso.login", tenant=tenant_id)
+    return redirect(services.logout_url(tenant_id, again) or again, code=303)
+
+
 # --- refusals -------------------------------------------------------------------------------------
+
+
+def _record_refusal(exc: LoginError) -> None:
+    db.session.rollback()
+    services.record_login_event("refused", request_id=g.request_id, reason=exc.reason, tenant_id=exc.tenant_id,
+                                user_name=exc.user_name, detail=exc.detail, remote_addr=request.remote_addr)
+
+
+def _refusal_page(refusal: dict):
+    reason, tenant_id = refusal["reason"], refusal.get("tenant")
+    status, retryable = REASONS[reason]
+    retry = url_for("sso.login", tenant=tenant_id) if retryable and tenant_id else url_for("sso.login")
+    response = make_response(render_template("sso/refused.html", reason=reason, retry_url=retry, retryable=retryable,
+                                             shown_request_id=refusal.get("request_id")), status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.errorhandler(LoginError)
 def login_refused(exc: LoginError):
-    db.session.rollback()
-    services.record_login_event("refused", request_id=g.request_id, reason=exc.reason, tenant_id=exc.tenant_id,
-                                user_name=exc.user_name, detail=exc.detail, remote_addr=request.remote_addr)
-    retry = url_for("sso.login", tenant=exc.tenant_id) if exc.retryable and exc.tenant_id else url_for("sso.login")
-    response = make_response(render_template("sso/refused.html", reason=exc.reason, retry_url=retry,
-                                             retryable=exc.retryable), exc.status)
-    response.headers["Cache-Control"] = "no-store"
+    _record_refusal(exc)
+    session[REFUSAL_KEY] = {"reason": exc.reason, "tenant": exc.tenant_id, "request_id": g.request_id}
+    response = _refusal_page(session[REFUSAL_KEY])
     if exc.retry_after:
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
+
+
+@bp.get("/refused")
+def refusal():
+    """This browser's last refusal once more (its language switch links here): the callback that
+    was refused is not run again, so the reason shown stays the real one."""
+    remembered = session.get(REFUSAL_KEY)
+    if not isinstance(remembered, dict) or remembered.get("reason") not in REASONS:
+        return redirect(url_for("sso.login"))
+    return _refusal_page(remembered)
 
 
 @bp.errorhandler(SQLAlchemyError)

@@ -526,6 +526,9 @@ def authorised_users_of_instance(instance_id: str) -> int:
         TenantUser.deleted_at.is_(None), TenantUser.test_flag.is_(False))) or 0
 
 
+# The kit's sync interfaces (spec §5), at {PRODUCE_PATH}/produceAPI/v2/<interface>.
+KIT_INTERFACES = ("tenantSync", "applicationSync", "authSync", "singleOrgSync", "allOrgSync")
+
 BASIC_ACTIVITIES = {
     "newInstance": new_instance,
     "queryInstance": query_instance,

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("tenants", __name__)
 
-KIT_INTERFACES = ("tenantSync", "applicationSync", "authSync", "singleOrgSync", "allOrgSync")
+KIT_INTERFACES = services.KIT_INTERFACES
 
 
 def _kit_apply(interface: str, body: dict):

@@ -666,3 +666,61 @@ def test_pages_speak_both_languages(populated, console):
         assert zh in chinese and "SSO Bridge 运营控制台" in chinese and 'lang="zh-CN"' in chinese
     login = console.get("/admin/login?lang=en")  # signed in: straight on to the console
     assert login.status_code == 302
+
+
+# --- the console's home: the last 24 hours --------------------------------------------------------
+
+
+def _add_event(app, hours_ago: float, outcome: str, reason: str | None = None):
+    from sso.models import LoginEvent
+
+    with app.app_context():
+        db.session.add(LoginEvent(request_id="r", outcome=outcome, reason=reason, tenant_id=f.TENANT, user_name="u",
+                                  created_at=utcnow() - timedelta(hours=hours_ago)))
+        db.session.commit()
+
+
+def test_home_charts_sign_ins_and_sync_calls_per_hour_with_the_last_failures(app, populated, console):
+    for hours_ago, outcome, reason in ((0, "refused", "user_disabled"), (2.1, "refused", "user_disabled"),
+                                       (2.2, "success", None), (30, "refused", "not_authorised"),
+                                       (1, "logout", None)):
+        _add_event(app, hours_ago, outcome, reason)
+    page = console.get("/admin/")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<svg" in html and "<script" not in html
+    # alice's sign-in (populated) + one 2 h ago succeeded; two refusals inside 24 h, the 30 h one is out, logouts are no sign-ins
+    assert re.search(r'id="chart-sign_ins" data-total="4" data-failures="2"', html)
+    assert re.search(r'<li data-series="success">.*?<strong>2</strong>', html)
+    assert re.search(r'<li data-series="user_disabled">.*?账号已被停用.*?<strong>2</strong>', html)
+    assert 'data-series="not_authorised"' not in html
+    assert re.search(r'id="chart-sync_calls" data-total="(\d+)" data-failures="1"', html)  # the refused authSync
+    assert 'data-code="000002"' in html and 'data-reason="user_disabled"' in html  # the last failures listed
+    english = console.get("/admin/?lang=en").get_data(as_text=True)
+    assert "Sign-ins" in english and "Your account is disabled" in english and "Last failed sync calls" in english
+
+
+def test_last_day_counts_are_grouped_by_the_database(app, populated):
+    from ops import activity
+
+    _add_event(app, 0, "refused", "something_unheard_of")
+    with app.app_context():
+        counts = activity.login_counts(utcnow() - timedelta(hours=24))
+        hourly = activity.sign_ins_by_hour(24)
+    assert counts[("success", "")] == 1 and counts[("refused", "other")] == 1  # unknown labels are bounded
+    assert hourly.series["success"][-1] == 1 and hourly.series["other"][-1] == 1 and len(hourly.starts) == 24
+
+
+def test_metrics_report_the_last_24_hours_from_the_database(app, populated, client):
+    _add_event(app, 1, "refused", "user_disabled")
+    _add_event(app, 25, "refused", "user_disabled")  # older than a day: not counted
+    body = client.get("/metrics").get_data(as_text=True)
+    assert 'bridge_login_events_last_24h{outcome="refused",reason="user_disabled"} 1.0' in body
+    assert 'bridge_login_events_last_24h{outcome="success",reason=""} 1.0' in body
+    assert 'bridge_sync_calls_last_24h{interface="kit:authSync",result_code="000002"} 1.0' in body
+
+
+def test_ending_sessions_asks_first_without_script(app, populated, console):
+    html = console.get(f"/admin/tenants/{f.TENANT}").get_data(as_text=True)
+    assert '<details class="confirm"' in html and 'data-ask-end-user="alice"' in html
+    assert re.search(r'<details class="confirm">\s*<summary[^>]*id="ask-end-tenant-sessions"', html)
+    assert "确定结束用户 alice 的所有会话吗" in html

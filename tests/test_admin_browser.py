@@ -22,7 +22,7 @@ from tests.helpers import truncate_all
 from tests.servers import ROOT, start_bridge
 
 pytestmark = pytest.mark.live
-SHOTS = ROOT / "test-results"
+SHOTS = ROOT / "artifacts" / "screenshots"
 PASSWORD = "correct horse battery"
 TENANT = "t-live-0001"
 
@@ -77,7 +77,7 @@ def seeded(bridge, base_config, postgres_url):
 
 
 def shot(page, name: str) -> None:
-    SHOTS.mkdir(exist_ok=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
@@ -99,8 +99,9 @@ def test_operator_with_totp_ends_a_users_session_and_signs_out(bridge, seeded, p
     page.wait_for_url(f"{bridge.url}/admin/login/code")
     page.fill("#code", seeded["totp"].now())
     page.locator("form button[type=submit]").click()
-    page.wait_for_url(f"{bridge.url}/admin/tenants")
+    page.wait_for_url(f"{bridge.url}/admin/")  # the console's home: the last 24 hours
     assert page.locator("[data-field=operator]").inner_text() == "ops"
+    page.goto(f"{bridge.url}/admin/tenants")
     row = page.locator(f"tr[data-tenant='{TENANT}']")
     assert row.locator("[data-field=sessions]").inner_text() == "1"
     shot(page, "admin-tenants")
@@ -108,6 +109,7 @@ def test_operator_with_totp_ends_a_users_session_and_signs_out(bridge, seeded, p
     row.get_by_role("link", name="华山科技有限公司").click()
     page.wait_for_url(f"{bridge.url}/admin/tenants/{TENANT}")
     assert page.locator("tr[data-user='zhangsan'] [data-field=sessions]").inner_text() == "1"
+    page.locator("#users [data-ask-end-user='zhangsan']").click()  # asks first
     page.locator("#users button[data-end-user='zhangsan']").click()
     page.wait_for_url(f"{bridge.url}/admin/tenants/{TENANT}")
     assert "已结束用户 zhangsan 的 1 个会话" in page.locator("p.notice").inner_text()
@@ -127,8 +129,8 @@ def test_console_fits_a_phone(bridge, seeded, chromium):
     phone = context.new_page()
     try:
         sign_in(phone, bridge, "phone")
-        phone.wait_for_url(f"{bridge.url}/admin/tenants")
-        for path, name in (("/admin/tenants", "admin-tenants-phone"), (f"/admin/tenants/{TENANT}", "admin-tenant-phone"),
+        phone.wait_for_url(f"{bridge.url}/admin/")
+        for path, name in (("/admin/", "admin-home-phone"), ("/admin/tenants", "admin-tenants-phone"), (f"/admin/tenants/{TENANT}", "admin-tenant-phone"),
                            ("/admin/sync", "admin-sync-phone"), ("/admin/audit", "admin-audit-phone")):
             phone.goto(f"{bridge.url}{path}")
             assert phone.evaluate("document.documentElement.scrollWidth") <= 375, path  # wide tables scroll inside
@@ -145,7 +147,7 @@ def test_tenants_page_in_both_languages_and_widths(bridge, seeded, chromium, lan
     screen = context.new_page()
     try:
         sign_in(screen, bridge, "phone")
-        screen.wait_for_url(f"{bridge.url}/admin/tenants")
+        screen.wait_for_url(f"{bridge.url}/admin/")
         screen.goto(f"{bridge.url}/admin/tenants?lang={lang}")
         header = screen.locator("#tenants thead").inner_text()
         assert ("到期时间 Asia/Shanghai" if lang == "zh" else "expiry Asia/Shanghai") in header

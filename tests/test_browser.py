@@ -14,11 +14,11 @@ from tests.pg import free_port
 from tests.servers import ROOT, LiveServer
 
 pytestmark = pytest.mark.live
-SHOTS = ROOT / "test-results"  # screenshots to look at after a run (git-ignored)
+SHOTS = ROOT / "artifacts" / "screenshots"  # screenshots to look at after a run (git-ignored, CI artifacts)
 
 
 def shot(page, name: str) -> None:
-    SHOTS.mkdir(exist_ok=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 

@@ -4,6 +4,7 @@ user can take, what they see, and what is stored."""
 from __future__ import annotations
 
 import logging
+import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
@@ -160,6 +161,50 @@ def test_only_authorised_enabled_users_are_admitted(synced, app, client, idp, us
     refused(sign_in(client, idp, user), reason, 403)
     assert client.get("/sso/me").status_code == 401
     assert events(app) == [("refused", reason, user)]
+
+
+def test_a_refusal_shown_again_in_the_other_language_keeps_its_reason(synced, app, client, idp):
+    page = refused(sign_in(client, idp, "carol"), "user_disabled", 403).get_data(as_text=True)
+    rid = re.search(r'class="rid">[^<]*<code>([0-9a-f]+)</code>', page).group(1)
+    switch = re.search(r'id="lang-switch" href="([^"]+)"', page).group(1).replace("&amp;", "&")
+    assert switch == "/sso/refused?lang=en"  # not the callback again: its code and state are spent
+    english = refused(client.get(switch), "user_disabled", 403).get_data(as_text=True)
+    assert "Your account is disabled" in english and rid in english  # the same request id to quote
+    back = re.search(r'id="lang-switch" href="([^"]+)"', english).group(1).replace("&amp;", "&")
+    assert "账号已被停用" in refused(client.get(back), "user_disabled", 403).get_data(as_text=True)
+    assert events(app) == [("refused", "user_disabled", "carol")]  # showing it again records nothing
+
+
+def test_refused_page_without_a_refusal_goes_to_the_login_page(synced, client):
+    response = client.get("/sso/refused")
+    assert response.status_code == 302 and response.headers["Location"] == "/sso/login"
+
+
+def test_use_another_account_signs_out_at_the_centre_and_starts_again_at_that_tenant(synced, client, idp):
+    page = refused(sign_in(client, idp, "carol"), "user_disabled", 403).get_data(as_text=True)
+    assert "使用其他账号登录" in page
+    assert client.post("/sso/other-account").status_code == 400  # a form with CSRF, not a link
+    response = client.post("/sso/other-account", data={"csrf_token": csrf_token(client, "/sso/refused")})
+    assert response.status_code == 303
+    location = urlsplit(response.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == f"{IDP}/api/v1/logout"
+    back = parse_qs(location.query)["redirect_url"][0]
+    assert back == f"http://localhost/sso/login?tenant={f.TENANT}"
+    assert client.get(urlsplit(back).path + "?" + urlsplit(back).query).status_code == 302  # a new login starts
+
+
+def test_use_another_account_without_a_tenant_goes_to_the_login_form(synced, client):
+    refused(client.get("/sso/login?tenant=nobody"), "unknown_tenant", 404)
+    response = client.post("/sso/other-account", data={"csrf_token": csrf_token(client, "/sso/refused")})
+    assert response.status_code == 303 and response.headers["Location"] == "/sso/login"
+
+
+def test_mistyped_company_code_is_shown_on_the_form_with_what_was_typed(synced, app, client):
+    response = client.post("/sso/login", data={"tenant": "acm", "csrf_token": csrf_token(client, "/sso/login")})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 404 and 'data-error="unknown_tenant"' in page and "data-reason" not in page
+    assert 'id="tenant" name="tenant" value="acm"' in page and "找不到企业代码“acm”" in page
+    assert events(app) == [("refused", "unknown_tenant", None)]
 
 
 def test_userinfo_for_another_tenant_is_refused(synced, client, idp):

@@ -11,6 +11,7 @@ import secrets
 import threading
 from urllib.parse import urlencode
 
+from authlib.integrations.base_client.errors import OAuthError
 from authlib.integrations.flask_client import OAuth
 from flask import Flask, abort, redirect, render_template, request, session, url_for
 from joserfc import jwt
@@ -19,6 +20,19 @@ from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+# What a person is told when the bridge answers the callback with an OAuth error instead of a code.
+CALLBACK_ERRORS = {
+    "access_denied": ("Sign-in was not allowed · 未获准登录",
+                      "Your company has not given you access to this app, or you cancelled. "
+                      "您的企业尚未为您开通此应用，或您取消了登录。"),
+    "login_required": ("Please sign in · 请先登录",
+                       "You are not signed in at the SSO Bridge. 您尚未在企业账号登录页登录。"),
+    "interaction_required": ("Please sign in · 请先登录",
+                             "The sign-in needs you to take a step on the bridge's page. 登录需要您在登录页完成一步操作。"),
+    "consent_required": ("Please sign in · 请先登录", "The sign-in needs your consent. 登录需要您的同意。"),
+    "temporarily_unavailable": ("Try again shortly · 请稍后重试",
+                                "The sign-in service is busy. 登录服务繁忙，请稍后重试。"),
+}
 
 
 class LocalSessions:
@@ -91,9 +105,20 @@ def create_app(test_config: dict | None = None) -> Flask:
             abort(400, "unknown issuer")
         return redirect(url_for("login"))
 
+    def sign_in_failed(error: str, description: str = ""):
+        title, text = CALLBACK_ERRORS.get(error, ("Sign-in did not complete · 登录未完成",
+                                                  "Please try again. 请重新登录。"))
+        return render_template("error.html", title=title, text=text, error=error[:64],
+                               description=description[:200]), 400 if error not in CALLBACK_ERRORS else 403
+
     @app.get("/callback")
     def callback():
-        token = oauth.bridge.authorize_access_token()  # checks state, PKCE, ID token (sig, iss, aud, exp, nonce)
+        if request.args.get("error"):  # the bridge said no (RFC 6749 §4.1.2.1): tell the person why
+            return sign_in_failed(request.args["error"], request.args.get("error_description", ""))
+        try:
+            token = oauth.bridge.authorize_access_token()  # checks state, PKCE, ID token (sig, iss, aud, exp, nonce)
+        except OAuthError as exc:  # a stale or replayed callback, a refused code
+            return sign_in_failed(exc.error or "invalid_request", exc.description or "")
         session.clear()
         session["local_id"] = local.create(dict(token["userinfo"]), token["id_token"])
         return redirect(url_for("home"))
