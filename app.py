@@ -100,7 +100,9 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_request_ids(app: Flask) -> None:
-    logo_origin = app.extensions["branding"].logo_origin  # a BRIDGE_BRAND_LOGO on another host
+    from sso.branding import branding_from
+
+    logo_origin = branding_from(app.config).logo_origin  # a BRIDGE_BRAND_LOGO on another host
     page_csp = PAGE_CSP.format(logo=f" {logo_origin}" if logo_origin else "")
 
     @app.before_request

@@ -175,11 +175,18 @@ def _pg_settings(app):
         return tuple(values)
 
 
-def test_postgres_lock_and_statement_timeouts_are_below_five_seconds(make_app, database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
-    assert _pg_settings(make_app()) == ("2s", "4s")
-    assert _pg_settings(make_app(DATABASE_LOCK_TIMEOUT_MS=1500, DATABASE_STATEMENT_TIMEOUT_MS=0)) == ("1500ms", "0")
+def test_postgres_lock_and_statement_timeouts_are_below_five_seconds(base_config, postgres_url):
+    from app import create_app
+
+    apps = [create_app({**base_config, "DATABASE_URL": postgres_url, **extra})
+            for extra in ({}, {"DATABASE_LOCK_TIMEOUT_MS": 1500, "DATABASE_STATEMENT_TIMEOUT_MS": 0})]
+    try:
+        assert _pg_settings(apps[0]) == ("2s", "4s")
+        assert _pg_settings(apps[1]) == ("1500ms", "0")
+    finally:
+        for app in apps:
+            with app.app_context():
+                db.engine.dispose()
 
 
 def test_postgres_timeouts_through_pgbouncer_in_transaction_mode(base_config, postgres_url, pgbouncer):
