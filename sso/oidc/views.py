@@ -83,7 +83,8 @@ def _tenant_hint() -> str | None:
 
 
 # After a forced re-authentication (prompt=login, or max_age elapsed) the request comes back with
-# this marker: a session opened at or after that second is fresh enough. It only ever asks for a
+# this marker: a session opened at or after that millisecond is fresh enough (a second would let a
+# session opened earlier in the same second pass). It only ever asks for a
 # newer login than the visitor has, so tampering with it helps nobody (the ID token's auth_time
 # tells the app how fresh the login is, as OpenID Connect Core §3.1.2.1 has apps check).
 AUTH_AFTER = "auth_after"
@@ -106,7 +107,7 @@ def authorize():
         return _authorize_error(error)
     if fresh_login_needed:
         args = [(k, v) for k, v in request.args.items(multi=True) if k not in ("prompt", AUTH_AFTER)]
-        args.append((AUTH_AFTER, str(int(time.time()))))
+        args.append((AUTH_AFTER, str(int(time.time() * 1000))))
         return _login_redirect(hint or user_session.tenant_id, f"{url_for('oidc.authorize')}?{urlencode(args)}")
     if user is None:
         return _login_redirect(hint, request.full_path)
@@ -116,10 +117,10 @@ def authorize():
 def _needs_fresh_login(user_session) -> bool:
     """prompt=login, or a max_age the session is older than, unless this request is the one coming
     back from the re-authentication (AUTH_AFTER) and the session was opened since."""
-    signed_in_at = int(aware(user_session.created_at).timestamp())
+    signed_in_at = aware(user_session.created_at).timestamp()
     after = request.args.get(AUTH_AFTER, "")
-    if after.isascii() and after.isdigit() and len(after) <= 12:
-        return signed_in_at < min(int(after), int(time.time()))
+    if after.isascii() and after.isdigit() and len(after) <= 15:
+        return signed_in_at * 1000 < min(int(after), time.time() * 1000)
     if "login" in request.args.get("prompt", "").split():
         return True
     max_age = request.args.get("max_age", "")
