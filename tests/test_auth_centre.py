@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import tracemalloc
 from urllib.parse import parse_qs
 
 import pytest
 import requests
 import responses
+from prometheus_client import REGISTRY
 
 from sso.auth_centre import AuthCentreClient, AuthCentreError, Client
+from tests.hostile_centre import HostileCentre
 
 IDP = "https://idp.example.com/t/acme"
 CLIENT = Client(IDP, "client-1", "secret-1")
@@ -151,13 +156,6 @@ def test_private_hosts_allowed_for_the_local_simulator(idp):
 
 # --- hostile centres (findings 1, 3, 6, 7 of "Hostile and failing parties") ------------------------
 
-import socket  # noqa: E402
-import threading  # noqa: E402
-import tracemalloc  # noqa: E402
-
-from prometheus_client import REGISTRY  # noqa: E402
-
-from tests.hostile_centre import HostileCentre  # noqa: E402
 
 
 @pytest.fixture
