@@ -44,6 +44,8 @@ class Outcome:
     extra: dict = field(default_factory=dict)
     tenant_id: str | None = None
     instance_id: str | None = None
+    unknown_instance: bool = False  # a production kit call named an instance the bridge does not know
+    audit_note: str = ""  # for the operator's sync log only, not for KooGallery
 
 
 # --- replay guard and identical re-sends -------------------------------------------------------
@@ -87,6 +89,16 @@ def purge_expired_nonces(now: datetime | None = None) -> int:
 def _ignored(outcome: Outcome, test: bool) -> Outcome:
     outcome.message = ("success (debug call; production data kept)" if test
                        else "success (older than stored data; ignored)")
+    return outcome
+
+
+def note_unknown_instance(outcome: Outcome, body: dict) -> Outcome:
+    """A production kit call whose instanceId matches no instance (no newInstance received, or an
+    order of another listing): stored as sent, but the sync log says so, the envelope counts it, and
+    admission refuses the tenant's sign-ins until the instance arrives (`instance_unknown`)."""
+    if outcome.instance_id and not p.test_flag(body) and db.session.get(Instance, outcome.instance_id) is None:
+        outcome.unknown_instance = True
+        outcome.audit_note = f"instanceId {outcome.instance_id} matches no instance (no newInstance received)"
     return outcome
 
 
