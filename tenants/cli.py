@@ -94,7 +94,7 @@ def show_tenant(tenant):
 def set_domain_id(tenant, domain_id, clear):
     """Record the enterprise's domainId that TENANT's authentication centre reports in userinfo
     `tenant` (admitted when BRIDGE_USERINFO_TENANT_MATCH=domain_id). The refusal of a login whose
-    userinfo tenant differed names the value (console, Logins)."""
+    userinfo tenant differed names the value (console, Login audit)."""
     if clear == bool(domain_id):
         raise click.UsageError("give a DOMAIN_ID, or --clear")
     t = _find_tenant(tenant)
