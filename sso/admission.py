@@ -114,7 +114,7 @@ def recheck(tenant_id: str, user_name: str, *, jit: bool) -> None:
     """A held sign-in, minutes later: KooGallery may have revoked the user or frozen the order since."""
     tenant = queries.tenant(tenant_id)
     now = utcnow()
-    reason = tenant_refusal(tenant, orders := queries.orders_of(tenant_id) if tenant else [], now)
+    reason = tenant_refusal(tenant, orders := queries.orders_of(tenant_id), now)
     if not reason:
         reason = user_refusal(tenant, queries.user(tenant_id, user_name), jit=jit, seats=_seats_enforced(orders, now))
     if reason:

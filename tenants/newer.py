@@ -60,12 +60,12 @@ def apply_if_newer(model, rows: list[dict], key: tuple[str, ...], update: Iterab
     stmt = dialect_insert(table)
     call, stored = stmt.excluded, table.c
     changes = update if isinstance(update, dict) else {c: None for c in update}
-    set_ = {c: (fn(call, stored) if callable(fn) else call[c]) for c, fn in changes.items()}
-    set_ |= {VERSION: call[VERSION], "test_flag": call.test_flag}
-    if "updated_at" in table.c:
-        now = utcnow()  # ON CONFLICT DO UPDATE does not run Python-side onupdate
-        set_["updated_at"] = now
-        rows = [{"created_at": now, "updated_at": now, **r} for r in rows]
+    # Columns, not names, as keys: a misspelt name would pass on SQLite (names are case-insensitive
+    # there) and fail only on PostgreSQL.
+    set_ = {stored[c]: (fn(call, stored) if callable(fn) else call[c]) for c, fn in changes.items()}
+    set_ |= {stored[VERSION]: call[VERSION], stored.test_flag: call.test_flag}
+    if "updated_at" in stored:
+        set_[stored.updated_at] = utcnow()  # ON CONFLICT DO UPDATE does not run Python-side onupdate
     stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=set_, where=guard(stored, call[VERSION], call.test_flag))
     stmt = stmt.returning(*(table.c[c] for c in key))
     connection = db.session.connection()

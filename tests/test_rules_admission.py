@@ -200,6 +200,22 @@ def test_the_centres_tenant_must_be_the_callbacks_or_the_chosen_alternative(ctx)
     assert reason_of(admission.check_centre_tenant, tenant(tenant_code=""), "", "alice") == "tenant_mismatch"
 
 
+def test_the_centres_tenant_may_be_the_domain_id_recorded_for_the_tenant(ctx):
+    ctx.config["USERINFO_TENANT_MATCH"] = "domain_id"
+    t = tenant(tenant_code="ACME-CODE", domain_id="0a1b2c")
+    admission.check_centre_tenant(t, "0a1b2c", "alice")
+    admission.check_centre_tenant(t, "t1", "alice")
+    with pytest.raises(LoginError) as err:
+        admission.check_centre_tenant(t, "ACME-CODE", "alice")
+    assert err.value.detail == "userinfo tenant 'ACME-CODE', callback tenant 't1', recorded domainId '0a1b2c'"
+    with pytest.raises(LoginError) as err:
+        admission.check_centre_tenant(tenant(), "0a1b2c", "alice")
+    assert err.value.detail == ("userinfo tenant '0a1b2c', callback tenant 't1', no domainId recorded "
+                                "(flask tenants set-domain-id)")
+    ctx.config["USERINFO_TENANT_MATCH"] = "tenant_id"
+    assert reason_of(admission.check_centre_tenant, t, "0a1b2c", "alice") == "tenant_mismatch"
+
+
 def test_a_userinfo_without_tenant_is_admitted_only_when_the_operator_allows_it(ctx):
     with pytest.raises(LoginError) as err:
         admission.check_centre_tenant(tenant(), None, "alice")
@@ -214,7 +230,7 @@ def test_admit_user_applies_the_tenant_rule(ctx):
     bind(instance("frozen", status=InstanceStatus.FROZEN))
     with pytest.raises(LoginError) as err:
         admission.admit_user(db.session.get(Tenant, "t1"), "alice", "t1")
-    assert (err.value.reason, err.value.user_name) == ("instance_suspended", "alice")
+    assert (err.value.reason, err.value.tenant_id, err.value.user_name) == ("instance_suspended", "t1", "alice")
 
 
 def test_admit_user_applies_the_user_rule(ctx):
@@ -261,6 +277,14 @@ def test_a_held_sign_in_is_rechecked_against_what_koogallery_said_since(ctx):
     with pytest.raises(LoginError) as err:
         admission.recheck("t1", "alice", jit=False)
     assert (err.value.reason, err.value.tenant_id, err.value.user_name) == ("instance_suspended", "t1", "alice")
+
+
+def test_a_held_sign_in_of_debug_data_is_rechecked_against_the_tenants_kind(ctx):
+    store(tenant(), user(test_flag=True))
+    assert reason_of(admission.recheck, "t1", "alice", jit=False) == "not_authorised"
+    db.session.get(Tenant, "t1").test_flag = True
+    db.session.commit()
+    admission.recheck("t1", "alice", jit=False)
 
 
 def session(**kw) -> UserSession:

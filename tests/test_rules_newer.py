@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
 from tenants import newer
@@ -193,6 +194,13 @@ def test_insert_missing_inserts_only_what_is_not_there(ctx):
     assert newer.insert_missing(TenantInstance, rows, ("instance_id",)) == set()
     db.session.commit()
     assert db.session.scalar(db.select(db.func.count()).select_from(TenantInstance)) == 2
+
+
+@pytest.mark.parametrize("name, insert", [("postgresql", postgresql.Insert), ("sqlite", sqlite.Insert)])
+def test_each_database_gets_its_own_upsert(ctx, monkeypatch, name, insert):
+    monkeypatch.setattr(db.session, "get_bind", lambda *a, **k: type("Bind", (), {"dialect": type("D", (), {"name": name})}))
+    stmt = newer.dialect_insert(Tenant.__table__)
+    assert isinstance(stmt, insert) and stmt.table is Tenant.__table__
 
 
 def test_an_unsupported_database_is_refused_by_name(ctx, monkeypatch):
