@@ -70,7 +70,7 @@ def test_sync_stamps_are_yyyymmddhhmmssSSS_in_utc8_and_always_increase():
 
 @pytest.fixture
 def bridge():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         yield mock
 
 
