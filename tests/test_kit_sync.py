@@ -232,9 +232,9 @@ def test_delete_user_and_repeat(app, kg):
     assert user.deleted_at is not None
 
 
-def test_disabled_user_may_not_sign_in(app, kg):
-    ok(kg.kit("authSync", f.auth_sync([f.user("u1", enable="false")])))
-    assert rows(app, TenantUser)[0].enabled is False
+def test_a_user_sent_disabled_is_stored_disabled(app, kg):
+    ok(kg.kit("authSync", f.auth_sync([f.user("u1", enable="false"), f.user("u2")])))
+    assert {u.user_name: u.enabled for u in rows(app, TenantUser)} == {"u1": False, "u2": True}
 
 
 def test_older_auth_batch_does_not_overwrite_newer(app, kg):

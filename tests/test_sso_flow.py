@@ -412,6 +412,11 @@ def test_rejected_refresh_ends_the_session(synced, app, client, idp):
         db.session.commit()
     idp.post(f"{IDP}/api/v1/oauth2/token", status=400, json={"error": "invalid_grant"})
     assert client.get("/sso/me").status_code == 401
+    refresh = parse_qs(idp.calls[-1].request.body)
+    assert (refresh["grant_type"], refresh["refresh_token"]) == (["refresh_token"], ["rt-1"])
+    with app.app_context():
+        ended = db.session.execute(db.select(UserSession)).scalar_one()
+        assert ended.ended_at is not None and ended.end_reason == "refresh_rejected"
 
 
 # --- logout ---------------------------------------------------------------------------------------
@@ -432,9 +437,10 @@ def test_logout_needs_csrf_ends_session_and_goes_to_idp_logout(synced, app, clie
 
 def test_secrets_never_reach_the_log(synced, client, idp, caplog):
     caplog.set_level(logging.DEBUG)
-    sign_in(client, idp)
-    client.get("/sso/me")
+    assert sign_in(client, idp).status_code == 302
+    assert client.get("/sso/me").status_code == 200
     text = caplog.text
+    assert "auth_centre_call what=token" in text and "login outcome=success" in text  # the login was logged
     for secret in (SECRET, "at-1", "rt-1", "code-1"):
         assert secret not in text
 
