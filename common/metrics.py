@@ -8,6 +8,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 SYNC_CALLS = Counter("bridge_sync_calls_total", "KooGallery sync calls answered, by interface and resultCode",
                      ["interface", "result_code"])
+KIT_UNKNOWN_INSTANCE = Counter("bridge_kit_calls_unknown_instance_total",
+                               "Production kit sync calls applied whose instanceId matches no instance the bridge "
+                               "knows (no newInstance received)", ["interface"])
 LOGINS = Counter("bridge_logins_total", "Browser login outcomes (success, refused, logout) and refusal reasons",
                  ["outcome", "reason"])
 AUTH_CENTRE_SECONDS = Histogram("bridge_auth_centre_request_seconds",

@@ -139,8 +139,8 @@ def validate_config(app: Flask) -> None:
         problems.append("BRIDGE_WORKBENCH_LOGIN must be reinitiate, confirm or direct")
     if c.get("IDP_WORKBENCH_REDIRECT_URI") not in ("omit", "send"):
         problems.append("BRIDGE_IDP_WORKBENCH_REDIRECT_URI must be omit or send")
-    if c.get("USERINFO_TENANT_MATCH") not in ("tenant_id", "tenant_code"):
-        problems.append("BRIDGE_USERINFO_TENANT_MATCH must be tenant_id or tenant_code")
+    if c.get("USERINFO_TENANT_MATCH") not in ("tenant_id", "tenant_code", "domain_id"):
+        problems.append("BRIDGE_USERINFO_TENANT_MATCH must be tenant_id, tenant_code or domain_id")
     if not problems and c["NONCE_TTL_SECONDS"] < 2 * c["SIGNATURE_WINDOW_SECONDS"]:
         problems.append("BRIDGE_NONCE_TTL_SECONDS must be at least twice BRIDGE_SIGNATURE_WINDOW_SECONDS")
     if problems:

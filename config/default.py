@@ -152,7 +152,8 @@ SEATS_FROM_LINEAR_VALUE = False
 RELEASED_DATA_RETENTION_DAYS = 15
 
 # userinfo `tenant` is documented as the enterprise's domainId: "tenant_id" admits only the
-# callback's tenantId; "tenant_code" also accepts the tenant's tenantCode. A userinfo without
+# callback's tenantId; "tenant_code" also accepts the tenant's tenantCode; "domain_id" also accepts
+# the domainId the operator recorded for the tenant (`flask tenants set-domain-id`). A userinfo without
 # `tenant` is refused unless USERINFO_TENANT_OPTIONAL is on.
 USERINFO_TENANT_MATCH = "tenant_id"
 USERINFO_TENANT_OPTIONAL = False

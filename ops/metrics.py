@@ -60,6 +60,23 @@ class LastDayActivity(Collector):
         yield syncs
 
 
+class UnknownInstances(Collector):
+    """Read at scrape time: what admission sees now (it clears when the newInstance arrives)."""
+
+    def collect(self):
+        from extensions import db
+        from tenants import queries
+
+        gauge = GaugeMetricFamily("bridge_tenant_orders_unknown_instance",
+                                  "instanceIds that live tenants' kit syncs bound them to and that match no instance "
+                                  "the bridge knows (no newInstance received); sign-ins fail closed (instance_unknown)")
+        try:
+            gauge.add_metric([], queries.orders_without_instance())
+        except Exception:  # the database being down must not break the scrape of everything else
+            db.session.rollback()
+        yield gauge
+
+
 @bp.get("/metrics")
 def metrics():
     token = current_app.config.get("METRICS_TOKEN")
@@ -79,6 +96,7 @@ def metrics():
     scrape = CollectorRegistry()
     scrape.register(ActiveSessions())
     scrape.register(LastDayActivity())
+    scrape.register(UnknownInstances())
     body = generate_latest(registry) + generate_latest(scrape)
     # content_type, not mimetype: Werkzeug appends "; charset=utf-8" to a mimetype, and
     # CONTENT_TYPE_LATEST already names the charset (two charsets confuse strict scrapers).

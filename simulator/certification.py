@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from simulator.driver import SUCCESS, KooGalleryDriver
-from simulator.signing import basic_query, encrypt_client_secret, kit_headers
+from simulator.signing import encrypt_client_secret
 
 DEBUG_TENANT = "debug0tenant0seller0credential00"
 
@@ -85,14 +85,10 @@ def resend_after_lost_answer(driver: KooGalleryDriver, interface: str, body: dic
     """Send a call, "lose" its answer, send it again with the same nonce and body (fresh
     timestamp and signature, as the marketplace's retry does). Returns both answers."""
     nonce = uuid.uuid4().hex
-    answers = []
-    for _ in range(2):
-        if interface == "basic":
-            answers.append(driver._post(body.get("activity", "basic"), driver.production_address, body,
-                                        headers={"Content-Type": "application/json;charset=utf8"},
-                                        params=basic_query(driver.basic_access_key, body, nonce=nonce)))
-        else:
-            headers = {"Content-Type": "application/json", **kit_headers(driver.kit_access_key, body, nonce=nonce)}
-            answers.append(driver._post(interface, f"{driver.production_address}/produceAPI/v2/{interface}", body,
-                                        headers=headers))
-    return answers[0], answers[1]
+    send = (lambda: driver.send_basic(body, nonce=nonce)) if interface == "basic" else (
+        lambda: driver.send_kit(interface, body, nonce=nonce))
+    previous, driver.raise_on_error = driver.raise_on_error, False
+    try:
+        return send(), send()
+    finally:
+        driver.raise_on_error = previous

@@ -13,10 +13,10 @@ from flask.cli import with_appcontext
 
 from simulator.certification import resend_after_lost_answer, run_probe, saved_debug_cases
 from simulator.directory import Member
-from simulator.driver import KooGalleryDriver, SyncCallError
+from simulator.driver import SUCCESS, KooGalleryDriver, SyncCallError
 from simulator.faults import DESCRIPTIONS, FaultError, set_fault
 from simulator.i18n import translate
-from simulator.marketplace import Marketplace
+from simulator.marketplace import REFRESH_SCENES, Marketplace
 from simulator.services import services
 from simulator.signing import load_public_key
 from simulator.state import FAULT_KINDS
@@ -168,6 +168,61 @@ def renew(instance, expire, bridge_url):
     make_marketplace(bridge_url).renew(instance, expire)
 
 
+@sim_cli.command("refresh")
+@click.argument("instance")
+@click.option("--scene", required=True, type=click.Choice(REFRESH_SCENES),
+              help="TRIAL_TO_FORMAL: a trial bought; RENEWAL: renewed; UNSUBSCRIBE_RENEWAL_PERIOD: a renewal "
+                   "period returned; RENEWAL_CHANGE: renewed with the spec or quantity the change check allowed.")
+@click.option("--expire", required=True, metavar="yyyyMMddHHmmss[SSS]",
+              help="New expiry time, UTC: the documented 14 digits or the 17 of Huawei's own example.")
+@click.option("--product-id", help="The new productId, sent when the period type changed.")
+@sends_to_bridge
+@with_appcontext
+def refresh(instance, scene, expire, product_id, bridge_url):
+    """refreshInstance in any scene, with a new order. INSTANCE is an instanceId or a tenant code."""
+    make_marketplace(bridge_url).refresh(instance, scene, expire, product_id=product_id)
+
+
+@sim_cli.command("upgrade")
+@click.argument("instance")
+@sends_to_bridge
+@with_appcontext
+def upgrade(instance, bridge_url):
+    """upgradeInstance with the V2 body: instanceId and the new order only, no product fields (the
+    vendor reads the new spec from the order). INSTANCE is an instanceId or a tenant code."""
+    make_marketplace(bridge_url).upgrade(instance)
+
+
+@sim_cli.command("change-check")
+@click.argument("instance")
+@click.option("--sku", "sku_code", required=True, help="productInfo.skuCode the buyer changes to.")
+@click.option("--product-id", required=True, help="productInfo.productId (one per period type of the SKU).")
+@click.option("--product-name", default="续费变更规格", show_default=True, help="productInfo.productName.")
+@click.option("--quantity", type=click.IntRange(0), help="productInfo.linearValue: the quantity chosen, when the "
+              "product has a numeric attribute.")
+@sends_to_bridge
+@with_appcontext
+def change_check(instance, sku_code, product_id, product_name, quantity, bridge_url):
+    """Ask whether the buyer may change spec or quantity at renewal (changeInstanceCheck), as the
+    marketplace does before a RENEWAL_CHANGE. Exit status 1 when the bridge refuses the change."""
+    info = {"productId": product_id, "skuCode": sku_code, "productName": product_name,
+            **({"linearValue": quantity} if quantity is not None else {})}
+    answer = make_marketplace(bridge_url).change_check(instance, info)
+    if answer.get("resultCode") != SUCCESS:
+        raise click.ClickException(f"the bridge refused the change: {answer.get('resultCode')} "
+                                   f"{answer.get('resultMsg', '')}")
+
+
+@sim_cli.command("bind")
+@click.argument("code")
+@sends_to_bridge
+@with_appcontext
+def bind(code, bridge_url):
+    """The buyer binds the purchased app to the organisation: newInstance, then tenantSync,
+    applicationSync, allOrgSync and authSync, each carrying the order's instanceId."""
+    make_marketplace(bridge_url).bind(find_tenant(code))
+
+
 @sim_cli.command("delete-tenant")
 @click.argument("code")
 @sends_to_bridge
@@ -218,7 +273,7 @@ def resend(bridge_url):
 @click.option("--seconds", type=float, help="Delay for `slow` (default 10).")
 @with_appcontext
 def fault(tenant, kind, off, seconds):
-    """Make TENANT's authentication centre misbehave: """
+    """Make TENANT's authentication centre, or the marketplace's calls for TENANT, misbehave: """
     s = services()
     try:
         delay = set_fault(s.store, s.directory, tenant, kind, not off, seconds)

@@ -10,6 +10,7 @@ sync interfaces (spec §5, signed per §3.2) and the basic instance interfaces (
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from collections.abc import Callable, Iterable
 
@@ -49,7 +50,8 @@ def user_entry(user: User) -> dict:
 class KooGalleryDriver:
     def __init__(self, bridge_url: str, *, kit_access_key: str, basic_access_key: str, produce_path: str = "/produce",
                  app_id: str | None = None, bridge_public_key=None, sync_clock: Callable[[], str] | None = None,
-                 raise_on_error: bool = True, timeout: float = 15, http: requests.Session | None = None):
+                 raise_on_error: bool = True, timeout: float = 15, http: requests.Session | None = None,
+                 drops_answers: bool = False):
         self.production_address = bridge_url.rstrip("/") + "/" + produce_path.strip("/")
         self.production_address = self.production_address.rstrip("/")
         self.kit_access_key, self.basic_access_key = kit_access_key, basic_access_key
@@ -58,21 +60,35 @@ class KooGalleryDriver:
                             else bridge_public_key)
         self.sync_clock = sync_clock or SyncClock()
         self.raise_on_error, self.timeout = raise_on_error, timeout
+        self.drops_answers = drops_answers
         self.http = http or requests.Session()
 
     # --- transport -------------------------------------------------------------------------------
 
-    def send_kit(self, interface: str, body: dict) -> dict:
+    def send_kit(self, interface: str, body: dict, *, nonce: str | None = None) -> dict:
         """POST {production address}/produceAPI/v2/<interface>, signed in the x-sign headers."""
-        headers = {"Content-Type": "application/json", **kit_headers(self.kit_access_key, body)}
         url = f"{self.production_address}/produceAPI/v2/{interface}"
-        return self._post(interface, url, body, headers=headers)
+        nonce = nonce or secrets.token_hex(32).upper()
+        return self._deliver(lambda: self._post(interface, url, body, headers={
+            "Content-Type": "application/json", **kit_headers(self.kit_access_key, body, nonce=nonce)}))
 
-    def send_basic(self, body: dict) -> dict:
+    def send_basic(self, body: dict, *, nonce: str | None = None) -> dict:
         """POST {production address}?signature=…&timestamp=…&nonce=…"""
-        return self._post(body.get("activity", "basic"), self.production_address, body,
-                          headers={"Content-Type": "application/json;charset=utf8"},
-                          params=basic_query(self.basic_access_key, body))
+        nonce = nonce or secrets.token_hex(32).upper()
+        return self._deliver(lambda: self._post(
+            body.get("activity", "basic"), self.production_address, body,
+            headers={"Content-Type": "application/json;charset=utf8"},
+            params=basic_query(self.basic_access_key, body, nonce=nonce)))
+
+    def _deliver(self, send: Callable[[], dict]) -> dict:
+        """One call; with `drops_answers`, the marketplace loses the first answer and re-sends the
+        identical call (same nonce and body, fresh timestamp and signature): the second answer counts."""
+        if self.drops_answers:
+            try:
+                send()
+            except SyncCallError:
+                pass  # lost: whatever it said, only the re-send's answer reaches the marketplace
+        return send()
 
     def _post(self, call: str, url: str, body: dict, *, headers: dict, params: dict | None = None) -> dict:
         # Sent in the order built (not sorted): the receiver must canonicalise, as with KooGallery.
@@ -199,6 +215,12 @@ class KooGalleryDriver:
         if sku_code:
             body["skuCode"] = sku_code
         return self.send_basic(body)
+
+
+    def change_instance_check(self, instance_id: str, product_info: dict) -> dict:
+        """productInfo: productId, skuCode, productName, and linearValue (the quantity) when the product has one."""
+        return self.send_basic({"activity": "changeInstanceCheck", "instanceId": instance_id,
+                                "productInfo": product_info})
 
 
 def new_order_id(prefix: str = "CS") -> str:

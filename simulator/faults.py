@@ -1,5 +1,6 @@
-"""Faults a tenant's authentication centre can be told to show, so the bridge's failure handling
-can be seen and tested: set with `flask sim fault` or POST /_sim/faults/<tenantCode>."""
+"""Faults a tenant's authentication centre, or the marketplace acting for that tenant, can be told
+to show, so the bridge's handling can be seen and tested: set with `flask sim fault` or POST
+/_sim/faults/<tenantCode>."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ DESCRIPTIONS = {
     "refuses_prompt": "authorize with any prompt parameter answers error=invalid_request",
     "forgets_sign_in": "authorize shows the sign-in page even to a browser signed in at the centre",
     "domain_id_tenant": "userinfo reports the enterprise's domainId (not the tenantId) in `tenant`",
+    # How the marketplace itself behaves towards the bridge for this tenant's calls.
+    "drops_answers": "every sync call is sent, its answer lost, and re-sent identically (same nonce and body)",
+    "binds_with_instance": "`sim sync` binds the buyer's way: newInstance first, then tenantSync, applicationSync, "
+                           "allOrgSync and authSync all carry the instanceId",
 }
 DEFAULT_SLOW_SECONDS = 10.0
 MAX_SLOW_SECONDS = 300.0

@@ -47,7 +47,7 @@ CREATE TABLE IF NOT EXISTS clock (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 FAULT_KINDS = ("slow", "error5xx", "malformed_json", "expired_codes", "wrong_tenant", "honours_prompt",
-               "refuses_prompt", "forgets_sign_in", "domain_id_tenant")
+               "refuses_prompt", "forgets_sign_in", "domain_id_tenant", "drops_answers", "binds_with_instance")
 WORKBENCH = "workbench"  # session scope of the KooGallery account; IdP scopes are "t:<tenantCode>"
 
 

@@ -123,18 +123,23 @@ def recheck(tenant_id: str, user_name: str, *, jit: bool) -> None:
 
 def check_centre_tenant(tenant: Tenant, centre_tenant: str | None, user_name: str) -> None:
     """The centre documents userinfo `tenant` as the enterprise's domainId; the bridge expects the
-    tenantId of the callback, or the documented alternative the operator chose."""
+    tenantId of the callback, or the documented alternative the operator chose (the tenantCode, or
+    the domainId recorded for the tenant). A refusal names both values for the operator."""
     if centre_tenant is None:
         if not current_app.config["USERINFO_TENANT_OPTIONAL"]:
             raise LoginError("tenant_missing", "userinfo has no tenant", tenant_id=tenant.tenant_id,
                              user_name=user_name)
         return
-    accepted = {tenant.tenant_id}
-    if current_app.config["USERINFO_TENANT_MATCH"] == "tenant_code" and tenant.tenant_code:
-        accepted.add(tenant.tenant_code)
-    if centre_tenant not in accepted:
-        raise LoginError("tenant_mismatch", f"userinfo tenant {centre_tenant!r}, callback tenant "
-                         f"{tenant.tenant_id!r}", tenant_id=tenant.tenant_id, user_name=user_name)
+    alternative = {"tenant_code": tenant.tenant_code, "domain_id": tenant.domain_id}.get(
+        current_app.config["USERINFO_TENANT_MATCH"])
+    if centre_tenant in {tenant.tenant_id, alternative} - {None, ""}:
+        return
+    expected = f"callback tenant {tenant.tenant_id!r}"
+    if current_app.config["USERINFO_TENANT_MATCH"] == "domain_id":
+        expected += (f", recorded domainId {tenant.domain_id!r}" if tenant.domain_id else
+                     ", no domainId recorded (flask tenants set-domain-id)")
+    raise LoginError("tenant_mismatch", f"userinfo tenant {centre_tenant!r}, {expected}",
+                     tenant_id=tenant.tenant_id, user_name=user_name)
 
 
 def session_refusal(user_session: UserSession, now: datetime | None = None) -> str | None:

@@ -7,7 +7,7 @@ from flask.cli import with_appcontext
 
 from extensions import db
 from tenants.models import Department, Instance, SyncCall, Tenant, TenantApp, TenantInstance, TenantUser
-from tenants.services import purge_expired_nonces
+from tenants.services import RecordError, purge_expired_nonces, record_domain_id
 
 
 def _table(rows: list[tuple], headers: tuple[str, ...]) -> None:
@@ -63,6 +63,7 @@ def show_tenant(tenant):
     click.echo(f"Code         {t.tenant_code}")
     click.echo(f"Name         {t.name}")
     click.echo(f"Auth centre  {t.domain_name}")
+    click.echo(f"domainId     {t.domain_id or '-'}")
     click.echo(f"Status       {_status(t)}{' (debug data)' if t.test_flag else ''}")
     click.echo(f"Last sync    {t.last_sync_ts}")
     click.echo("")
@@ -83,6 +84,26 @@ def show_tenant(tenant):
     allowed = _count(TenantUser, tenant_id=t.tenant_id, deleted_at=None, authorized=True, enabled=True)
     click.echo(f"Users        {users} ({allowed} authorised and enabled)")
     click.echo(f"Departments  {_count(Department, tenant_id=t.tenant_id, deleted_at=None)}")
+
+
+@tenants_cli.command("set-domain-id")
+@click.argument("tenant")
+@click.argument("domain_id", required=False)
+@click.option("--clear", is_flag=True, help="Forget the recorded domainId.")
+@with_appcontext
+def set_domain_id(tenant, domain_id, clear):
+    """Record the enterprise's domainId that TENANT's authentication centre reports in userinfo
+    `tenant` (admitted when BRIDGE_USERINFO_TENANT_MATCH=domain_id). The refusal of a login whose
+    userinfo tenant differed names the value (console, Login audit)."""
+    if clear == bool(domain_id):
+        raise click.UsageError("give a DOMAIN_ID, or --clear")
+    t = _find_tenant(tenant)
+    try:
+        record_domain_id(t, None if clear else domain_id.strip())
+    except RecordError as exc:
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"{t.tenant_id} ({t.tenant_code}): domainId {'cleared' if clear else repr(t.domain_id)}")
 
 
 @click.group("users", help="Users authorised by authSync.")

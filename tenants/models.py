@@ -34,6 +34,9 @@ class Tenant(Timestamped, db.Model):
     # KooGallery's own timeStamp (yyyyMMddHHmmssSSS, UTC+8) of the newest sync applied.
     last_sync_ts: Mapped[str] = mapped_column(String(17))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The enterprise's domainId at its authentication centre (what userinfo `tenant` reports), as the
+    # operator recorded it (`flask tenants set-domain-id`); no sync call carries or changes it.
+    domain_id: Mapped[str | None] = mapped_column(String(64))
 
     # People type the code at the login page: two live tenants may not share it in any case.
     __table_args__ = (Index("uq_kg_tenant_code_live", db.func.lower(tenant_code), unique=True,

@@ -82,7 +82,7 @@ def _depth(value) -> int:
     while stack:
         node, level = stack.pop()
         deepest = max(deepest, level)
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        children = node.values() if isinstance(node, dict) else node  # only containers are stacked
         stack.extend((c, level + 1) for c in children if isinstance(c, (dict, list)))
     return deepest
 
@@ -100,14 +100,11 @@ _IDENTIFYING = {
     "allOrgSync": {"orgInfoList", "orgInfo"},
     "basic": {"activity", "businessId", "orderLineId", "expireTime", "status", "scene", "productInfo"},
 }
-# Fields two interfaces share (authSync carries appId as applicationSync does).
-_SHARED = {"tenantSync": {"orderId"}, "basic": {"orderId"}}
+# No field is in two sets; fields several interfaces share (orderId, appId) are in none.
 
 
 def check_interface(interface: str, body: dict) -> None:
-    own = _IDENTIFYING[interface] | _SHARED.get(interface, set())
-    foreign = sorted(f for other, fields in _IDENTIFYING.items() if other != interface
-                     for f in fields if f in body and f not in own)
+    foreign = sorted(f for other, fields in _IDENTIFYING.items() if other != interface for f in fields if f in body)
     if interface == "tenantSync" and "appId" in body:
         foreign.append("appId")
     if foreign:
@@ -121,10 +118,10 @@ def check_interface(interface: str, body: dict) -> None:
 def text(body: dict, name: str, *, required: bool = True, max_len: int = 64, allow_empty: bool = False) -> str | None:
     """A string field; numbers are accepted and written as text (KooGallery mixes the two)."""
     value = body.get(name)
-    if value is None or (value == "" and not allow_empty):
+    if value is None:
         if required:
             raise invalid(f"{name} is missing")
-        return "" if value == "" else None
+        return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise invalid(f"{name} must be a string")
     value = str(value).strip()
@@ -182,12 +179,12 @@ def json_object(body: dict, name: str) -> dict:
 
 
 def test_flag(body: dict) -> bool:
-    return small_int(body, "testFlag", (0, 1), required=False, default=0) == 1
+    return small_int(body, "testFlag", (0, 1), required=False) == 1
 
 
 def sync_time(body: dict, name: str) -> str:
     """yyyyMMddHHmmssSSS (UTC+8). Shorter forms are padded so they compare as text."""
-    value = text(body, name, max_len=17)
+    value = text(body, name)
     if not value.isascii() or not value.isdigit() or not 14 <= len(value) <= 17:
         raise invalid(f"{name} must be yyyyMMddHHmmssSSS")
     return value.ljust(17, "0")
@@ -195,7 +192,7 @@ def sync_time(body: dict, name: str) -> str:
 
 def expire_time(body: dict, name: str) -> datetime:
     """yyyyMMddHHmmss (UTC) as documented; Huawei's own example sends 17 digits (milliseconds)."""
-    value = text(body, name, max_len=17)
+    value = text(body, name)
     if not value.isascii() or not value.isdigit() or len(value) not in (14, 17):
         raise invalid(f"{name} must be yyyyMMddHHmmss (UTC)")
     try:

@@ -36,6 +36,16 @@ def orders_of(tenant_id: str) -> list[tuple[str, Instance | None]]:
         .where(TenantInstance.tenant_id == tenant_id).order_by(TenantInstance.created_at.desc()))]
 
 
+def orders_without_instance() -> int:
+    """Order links of live production tenants whose instanceId matches no instance the bridge knows
+    (no newInstance received): admission refuses those tenants' sign-ins as `instance_unknown`."""
+    return db.session.scalar(
+        db.select(db.func.count()).select_from(TenantInstance)
+        .join(Tenant, Tenant.tenant_id == TenantInstance.tenant_id)
+        .outerjoin(Instance, Instance.instance_id == TenantInstance.instance_id)
+        .where(Instance.instance_id.is_(None), Tenant.deleted_at.is_(None), Tenant.test_flag.is_(False))) or 0
+
+
 def credentials(tenant_id: str, app_id: str | None) -> TenantApp | None:
     """The tenant's newest usable OAuth client (of `app_id` when the deployment names one)."""
     stmt = (db.select(TenantApp).filter_by(tenant_id=tenant_id, deleted_at=None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -43,6 +44,8 @@ class Outcome:
     extra: dict = field(default_factory=dict)
     tenant_id: str | None = None
     instance_id: str | None = None
+    unknown_instance: bool = False  # a production kit call named an instance the bridge does not know
+    audit_note: str = ""  # for the operator's sync log only, not for KooGallery
 
 
 # --- replay guard and identical re-sends -------------------------------------------------------
@@ -86,6 +89,16 @@ def purge_expired_nonces(now: datetime | None = None) -> int:
 def _ignored(outcome: Outcome, test: bool) -> Outcome:
     outcome.message = ("success (debug call; production data kept)" if test
                        else "success (older than stored data; ignored)")
+    return outcome
+
+
+def note_unknown_instance(outcome: Outcome, body: dict) -> Outcome:
+    """A production kit call whose instanceId matches no instance (no newInstance received, or an
+    order of another listing): stored as sent, but the sync log says so, the envelope counts it, and
+    admission refuses the tenant's sign-ins until the instance arrives (`instance_unknown`)."""
+    if outcome.instance_id and not p.test_flag(body) and db.session.get(Instance, outcome.instance_id) is None:
+        outcome.unknown_instance = True
+        outcome.audit_note = f"instanceId {outcome.instance_id} matches no instance (no newInstance received)"
     return outcome
 
 
@@ -339,6 +352,29 @@ def apply_all_org_sync(body: dict) -> Outcome:
     outcome.message = f"success ({len(listed)} department(s), {removed} removed"
     outcome.message += f", {kept} newer kept)" if kept else ")"
     return outcome
+
+
+# --- what the operator records ------------------------------------------------------------------
+
+_DOMAIN_ID = re.compile(r"[!-~]{1,64}")  # printable ASCII, no spaces: what a centre's domainId looks like
+
+
+class RecordError(ValueError):
+    """The operator's value cannot be recorded; the message says why."""
+
+
+def record_domain_id(tenant: Tenant, domain_id: str | None) -> None:
+    """Record (or, with None, forget) the enterprise's domainId that the tenant's centre reports in
+    userinfo `tenant`. Two live tenants never share one: it names a single enterprise."""
+    if domain_id is not None:
+        if not _DOMAIN_ID.fullmatch(domain_id):
+            raise RecordError("a domainId is 1 to 64 printable characters without spaces")
+        other = db.session.scalar(db.select(Tenant.tenant_id).where(
+            Tenant.domain_id == domain_id, Tenant.tenant_id != tenant.tenant_id, Tenant.deleted_at.is_(None)).limit(1))
+        if other:
+            raise RecordError(f"domainId {domain_id!r} is already recorded for tenant {other}")
+    tenant.domain_id = domain_id
+    log.info("tenant_domain_id_recorded tenant=%s domain_id=%r", tenant.tenant_id, domain_id)
 
 
 # --- basic (general SaaS) interfaces ------------------------------------------------------------

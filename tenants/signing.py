@@ -35,7 +35,6 @@ def hmac_hex(key: str, message: bytes) -> str:
 @dataclass(frozen=True)
 class SignatureHeaders:
     signature: str
-    timestamp_ms: int
     nonce: str
 
 
@@ -66,7 +65,7 @@ def check_signature_headers(signature, timestamp, nonce, now_ms: int, window_ms:
     if abs(now_ms - ts) > window_ms:
         direction = "old" if ts < now_ms else "far in the future"
         raise invalid(f"timestamp is too {direction} ({abs(now_ms - ts) // 1000}s from the bridge's clock)")
-    return SignatureHeaders(signature.lower(), ts, nonce)
+    return SignatureHeaders(signature.lower(), nonce)
 
 
 def _payloads(raw: bytes, body: dict):

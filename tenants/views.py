@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from common.clock import utcnow
-from common.metrics import SYNC_CALLS
+from common.metrics import KIT_UNKNOWN_INSTANCE, SYNC_CALLS
 from extensions import db
 from keys import keyring
 from tenants import services
@@ -30,6 +30,10 @@ KIT_INTERFACES = services.KIT_INTERFACES
 
 
 def _kit_apply(interface: str, body: dict):
+    return services.note_unknown_instance(_kit_dispatch(interface, body), body)
+
+
+def _kit_dispatch(interface: str, body: dict):
     cfg = current_app.config
     if interface == "tenantSync":
         return services.apply_tenant_sync(body, allow_insecure_idp=cfg["ALLOW_INSECURE_IDP"],
@@ -127,6 +131,8 @@ def _handle(interface, *, keys, headers, verify, apply):
                                         | {"created_at": utcnow()})
         db.session.commit()
         call.audited = True
+        if call.outcome is not None and call.outcome.unknown_instance:
+            KIT_UNKNOWN_INSTANCE.labels(call.interface).inc()
     except SyncError as exc:
         db.session.rollback()
         call.answer = {"resultCode": exc.code, "resultMsg": exc.message[:255]}
@@ -172,6 +178,8 @@ def _audit_fields(call: _Call, nonce, started) -> dict:
     message = call.answer["resultMsg"]
     if call.resend:
         message = f"re-send: first answer repeated ({message})"
+    elif call.outcome is not None and call.outcome.audit_note:
+        message = f"{message}; {call.outcome.audit_note}"
     return dict(
         request_id=g.request_id, interface=call.interface, tenant_id=_tenant_of(call),
         instance_id=call.outcome.instance_id if call.outcome else _field(call.body, "instanceId"),

@@ -724,3 +724,13 @@ def test_ending_sessions_asks_first_without_script(app, populated, console):
     assert '<details class="confirm"' in html and 'data-ask-end-user="alice"' in html
     assert re.search(r'<details class="confirm">\s*<summary[^>]*id="ask-end-tenant-sessions"', html)
     assert "确定结束用户 alice 的所有会话吗" in html
+
+
+def test_tenant_page_shows_the_domain_id_the_operator_recorded(populated, console, runner):
+    def shown():
+        page = console.get(f"/admin/tenants/{f.TENANT}").get_data(as_text=True)
+        return re.search(r'data-field="domain-id">(.*?)</dd>', page, re.S).group(1)
+
+    assert "未记录" in shown() and "flask tenants set-domain-id" in shown()
+    assert runner.invoke(args=["tenants", "set-domain-id", "acme", "dom-acme-1"]).exit_code == 0
+    assert shown() == "<code>dom-acme-1</code>"

@@ -70,6 +70,35 @@ def test_metrics_count_sync_calls_by_interface_and_code(client, kg):
     assert "bridge_active_sessions 0.0" in after
 
 
+def test_kit_instance_ids_that_match_no_instance_are_counted_logged_and_gauged_until_the_order_arrives(app, client,
+                                                                                                    kg):
+    def scrape():
+        return client.get("/metrics").get_data(as_text=True)
+
+    before = scrape()
+    ok(kg.kit("tenantSync", f.tenant_sync(instanceId="inst-missing")))
+    ok(kg.kit("authSync", f.auth_sync([f.user("alice")], instanceId="inst-missing")))
+    ok(kg.kit("tenantSync", f.tenant_sync(instanceId="", tenantId="0" * 31 + "2", tenantCode="other")))  # no order
+    ok(kg.kit("tenantSync", f.tenant_sync(instanceId="inst-debug", tenantId="0" * 31 + "3", tenantCode="dbg",
+                                          testFlag=1)))
+    after = scrape()
+    for interface, delta in (("kit:tenantSync", 1), ("kit:authSync", 1)):
+        assert (_sample(after, "bridge_kit_calls_unknown_instance_total", interface=interface)
+                - _sample(before, "bridge_kit_calls_unknown_instance_total", interface=interface)) == delta
+    assert "bridge_tenant_orders_unknown_instance 1.0" in after
+    with app.app_context():
+        logged = db.session.execute(db.select(SyncCall.interface, SyncCall.result_msg).order_by(SyncCall.id)).all()
+    assert logged[0] == ("kit:tenantSync", "success; instanceId inst-missing matches no instance "
+                                           "(no newInstance received)")
+    assert "matches no instance" not in logged[2][1] + logged[3][1]
+
+    ok(kg.basic(f.new_instance(businessId="inst-missing", testFlag="0")))
+    assert "bridge_tenant_orders_unknown_instance 0.0" in scrape()
+    ok(kg.kit("tenantSync", f.tenant_sync(instanceId="inst-missing", timeStamp="20230101000000000")))
+    assert _sample(scrape(), "bridge_kit_calls_unknown_instance_total", interface="kit:tenantSync") == _sample(
+        after, "bridge_kit_calls_unknown_instance_total", interface="kit:tenantSync")
+
+
 def test_metrics_content_type_names_one_charset(client):
     content_type = client.get("/metrics").headers["Content-Type"]
     assert content_type.count("charset") == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
@@ -31,6 +31,7 @@ class FakeBridge:
 
     def __init__(self, mock: responses.RequestsMock, *, basic: bool = True, kit: bool = True):
         self.calls: list[tuple[str, dict]] = []
+        self.nonces: list[str] = []
         self.instances: dict[tuple[str, str], str] = {}
         self.refuse: str | None = None
         if basic:
@@ -44,6 +45,7 @@ class FakeBridge:
         path = urlsplit(request.url).path
         name = path.rsplit("/", 1)[-1] if "produceAPI" in path else body["activity"]
         self.calls.append((name, body))
+        self.nonces.append(request.headers.get("x-nonce") or parse_qs(urlsplit(request.url).query)["nonce"][0])
         if self.refuse:
             return 200, {"Content-Type": "application/json"}, json.dumps({"resultCode": self.refuse,
                                                                           "resultMsg": "refused by the test"})
@@ -107,6 +109,7 @@ def synced(sim_cmd, bridge):
     result = sim_cmd("sync")
     assert result.exit_code == 0, result.output
     bridge.calls.clear()
+    bridge.nonces.clear()
     return result
 
 
@@ -289,3 +292,74 @@ def test_reset_returns_to_the_seed(sim, sim_cmd, bridge, synced):
     assert user_state(sim, "huashan", "zhangsan").authorised is True
     assert sim.extensions["simulator"].store.faults() == {}
     assert "no instances yet" in sim_cmd("instances").output
+
+
+@pytest.mark.parametrize(("scene", "expire", "product_id"), [
+    ("TRIAL_TO_FORMAL", "20301231235959", "P-FORMAL-YEAR"), ("RENEWAL", "20301231235959123", None),
+    ("UNSUBSCRIBE_RENEWAL_PERIOD", "20290101000000", None), ("RENEWAL_CHANGE", "20311231235959000", None)])
+def test_refresh_sends_each_scene_with_a_new_order(sim_cmd, bridge, synced, scene, expire, product_id):
+    args = ["refresh", "huashan", "--scene", scene, "--expire", expire]
+    result = sim_cmd(*args, *(["--product-id", product_id] if product_id else []))
+    assert result.exit_code == 0, result.output
+    (name, body), = bridge.calls
+    assert (name, body["scene"], body["expireTime"], body["instanceId"]) == (
+        "refreshInstance", scene, expire, HUASHAN.order.business_id)
+    assert body["orderId"] != HUASHAN.order.order_id and body["orderLineId"].startswith(body["orderId"])
+    assert body.get("productId") == product_id
+    assert re.search(rf"huashan\s+\S+\s+\S+\s+ACTIVE\s+{expire[:14]}", sim_cmd("instances").output)
+
+
+@pytest.mark.parametrize(("args", "message"), [(("--scene", "RENEW", "--expire", "20301231235959"), "RENEW"),
+                                               (("--scene", "RENEWAL", "--expire", "203012312359591"), "yyyyMMddHHmmss")])
+def test_refresh_with_a_bad_scene_or_expiry_is_refused_before_sending(sim_cmd, bridge, synced, args, message):
+    result = sim_cmd("refresh", "huashan", *args)
+    assert result.exit_code != 0 and message in result.output and bridge.calls == []
+
+
+def test_upgrade_sends_the_v2_body_without_product_fields(sim_cmd, bridge, synced):
+    assert sim_cmd("upgrade", "xihu").exit_code == 0
+    (name, body), = bridge.calls
+    assert name == "upgradeInstance" and set(body) == {"activity", "instanceId", "orderId", "orderLineId"}
+    assert body["instanceId"] == XIHU.order.business_id and body["orderId"] != XIHU.order.order_id
+
+
+def test_change_check_sends_product_info_and_a_refusal_exits_1(sim_cmd, bridge, synced):
+    result = sim_cmd("change-check", "huashan", "--sku", "SKU-5", "--product-id", "P-1", "--quantity", "5")
+    assert result.exit_code == 0 and "000000" in result.output
+    (name, body), = bridge.calls
+    assert name == "changeInstanceCheck" and body["instanceId"] == HUASHAN.order.business_id
+    assert body["productInfo"] == {"productId": "P-1", "skuCode": "SKU-5", "productName": "续费变更规格",
+                                   "linearValue": 5}
+    bridge.refuse = "000002"
+    result = sim_cmd("change-check", "huashan", "--sku", "SKU-1", "--product-id", "P-1")
+    assert result.exit_code == 1 and "the bridge refused the change: 000002" in result.output
+    assert "linearValue" not in bridge.bodies("changeInstanceCheck")[1]["productInfo"]
+
+
+def test_bind_places_the_order_first_and_every_binding_sync_carries_its_instance(sim, sim_cmd, bridge):
+    result = sim_cmd("bind", "huashan")
+    assert result.exit_code == 0, result.output
+    assert bridge.names() == ["newInstance", "tenantSync", "applicationSync", "allOrgSync", "authSync"]
+    assert {b["instanceId"] for _, b in bridge.calls[1:]} == {HUASHAN.order.business_id}
+    assert bridge.bodies("tenantSync")[0]["orderId"] == HUASHAN.order.order_id
+    assert sim.extensions["simulator"].directory.is_bound(HUASHAN)
+
+
+def test_the_binds_with_instance_fault_makes_sync_bind_that_tenant_the_buyers_way(sim_cmd, bridge):
+    assert sim_cmd("fault", "xihu", "binds_with_instance").exit_code == 0
+    assert sim_cmd("sync").exit_code == 0
+    xihu = [(n, b["instanceId"]) for n, b in bridge.calls if b.get("tenantId") == XIHU.tenant_id]
+    assert xihu == [(n, XIHU.order.business_id) for n in ("tenantSync", "applicationSync", "allOrgSync", "authSync")]
+    huashan = [(n, b["instanceId"]) for n, b in bridge.calls if b.get("tenantId") == HUASHAN.tenant_id]
+    assert huashan[:3] == [("tenantSync", ""), ("applicationSync", ""), ("allOrgSync", "")]
+    order_placed = next(i for i, (n, b) in enumerate(bridge.calls)
+                        if n == "newInstance" and b["orderId"] == XIHU.order.order_id)
+    assert order_placed < next(i for i, (n, b) in enumerate(bridge.calls) if b.get("tenantId") == XIHU.tenant_id)
+
+
+def test_the_drops_answers_fault_sends_each_call_twice_with_one_nonce(sim_cmd, bridge, synced):
+    assert sim_cmd("fault", "huashan", "drops_answers").exit_code == 0
+    assert sim_cmd("revoke", "lisi", "--tenant", "huashan").exit_code == 0
+    assert sim_cmd("freeze", "xihu").exit_code == 0  # another tenant's calls go once
+    assert bridge.names() == ["authSync", "authSync", "updateInstanceStatus"]
+    assert bridge.calls[0][1] == bridge.calls[1][1] and bridge.nonces[0] == bridge.nonces[1]

@@ -478,7 +478,7 @@ def test_fault_control_lists_validates_and_answers_loopback_only(api):
     listed = api.get("/_sim/faults").json
     assert listed["faults"] == {"huashan": {"slow": 10.0}} and set(listed["kinds"]) == {
         "slow", "error5xx", "malformed_json", "expired_codes", "wrong_tenant", "honours_prompt", "refuses_prompt",
-        "forgets_sign_in", "domain_id_tenant"}
+        "forgets_sign_in", "domain_id_tenant", "drops_answers", "binds_with_instance"}
     assert set_fault(api, "huashan", "explode").status_code == 400
     assert set_fault(api, "nowhere", "slow").status_code == 404
     assert set_fault(api, "huashan", "slow", seconds=-1).status_code == 400
