@@ -37,18 +37,22 @@ def synced(kg, rsa_key):
 
 @pytest.fixture
 def idp():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    """The tenant's authentication centre, faked strictly: an unregistered call fails, and so does a
+    registered answer the test never asked for."""
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         mock.add_passthru("http://localhost")  # the bridge's own endpoints, called by the OIDC tests
         yield mock
 
 
 def fake_idp(idp, user="alice", *, tenant=f.TENANT, token_status=200, access="at-1", refresh="rt-1"):
-    if token_status == 200:
-        idp.post(f"{IDP}/api/v1/oauth2/token", json={"access_token": access, "token_type": "Bearer",
-                                                      "expires_in": 7200, "refresh_token": refresh})
-    else:
+    """The centre's answers to one login. A refused code ends the login before userinfo, so
+    userinfo is registered only with a token (the fake is strict: every answer must be asked for)."""
+    if token_status != 200:
         idp.post(f"{IDP}/api/v1/oauth2/token", status=token_status,
                  json={"error": "invalid_grant", "error_description": "Invalid authorization code"})
+        return
+    idp.post(f"{IDP}/api/v1/oauth2/token", json={"access_token": access, "token_type": "Bearer",
+                                                  "expires_in": 7200, "refresh_token": refresh})
     info = {"id": "u-1", "userName": user, "name": user.title(), "role": "user", "organizationCode": "D1"}
     if tenant:
         info["tenant"] = tenant

@@ -10,6 +10,7 @@ from extensions import db
 from sso.models import UserSession
 from tests.e2e import (
     HUASHAN,
+    XIHU,
     Browser,
     csrf_of,
     launch_from_workbench,
@@ -88,11 +89,25 @@ def test_revoking_in_koogallery_ends_the_session(fresh):
     assert browser.me(fresh).status_code == 401
 
 
-def test_disabling_or_freezing_ends_the_session(fresh):
-    browser = Browser()
+@pytest.mark.parametrize("command, end_reason, refusal", [
+    (("disable", "chenjing", "--tenant", "xihu"), "user_disabled", "user_disabled"),
+    (("freeze", "xihu"), "instance_frozen", "instance_suspended"),
+])
+def test_disabling_or_freezing_ends_the_session(fresh, command, end_reason, refusal):
+    browser, bystander = Browser(), Browser()
     launch_from_workbench(fresh, browser, "xihu", "chenjing")
-    fresh.sim("freeze", "xihu")
+    launch_from_workbench(fresh, bystander, "huashan", "zhangsan")
+    assert browser.me(fresh).status_code == 200 and bystander.me(fresh).status_code == 200
+    fresh.sim(*command)
+    with fresh.bridge_app.app_context():  # ended by the sync call itself, before the user comes back
+        ended = db.session.execute(db.select(UserSession).filter_by(tenant_id=XIHU)).scalar_one()
+        assert (ended.user_name, ended.end_reason) == ("chenjing", end_reason) and ended.ended_at is not None
     assert browser.me(fresh).status_code == 401
+    # Signing in again is refused with the reason, and opens no session.
+    again = browser.get(f"{fresh.bridge.url}/sso/login?tenant=xihu")
+    assert again.status_code == 403 and refused_reason(again) == refusal
+    assert browser.me(fresh).status_code == 401
+    assert bystander.me(fresh).status_code == 200  # another tenant's user is not affected
 
 
 def test_logout_signs_out_of_the_bridge_and_the_authentication_centre(fresh):

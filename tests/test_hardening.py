@@ -213,7 +213,7 @@ def test_postgres_timeouts_through_pgbouncer_in_transaction_mode(base_config, po
 # --- personal pages and cookie names ---------------------------------------------------------------
 
 
-def _signed_in(app, kg, rsa_key, idp_mock):
+def _signed_in(app, kg, rsa_key, idp):
     """A browser signed in through a faked authentication centre (sso/ flow as in test_sso_flow)."""
     from urllib.parse import parse_qs, urlsplit
 
@@ -227,22 +227,14 @@ def _signed_in(app, kg, rsa_key, idp_mock):
     client = kg.client
     start = client.get("/sso/login", query_string={"tenant": "acme"})
     state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
-    idp_mock.post(f"{centre}/api/v1/oauth2/token", json={"access_token": "at", "token_type": "Bearer",
-                                                          "expires_in": 7200, "refresh_token": "rt"})
-    idp_mock.get(f"{centre}/api/v1/oauth2/userinfo", json={"userName": "alice", "tenant": f.TENANT})
+    idp.post(f"{centre}/api/v1/oauth2/token", json={"access_token": "at", "token_type": "Bearer",
+                                                     "expires_in": 7200, "refresh_token": "rt"})
+    idp.get(f"{centre}/api/v1/oauth2/userinfo", json={"userName": "alice", "tenant": f.TENANT})
     return client.get("/sso/callback", query_string={"code": "c", "state": state, "tenant": f.TENANT})
 
 
-@pytest.fixture
-def idp_mock():
-    import responses
-
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-def test_personal_pages_are_not_stored_and_vary_on_the_cookie(app, kg, rsa_key, idp_mock):
-    assert _signed_in(app, kg, rsa_key, idp_mock).status_code == 302
+def test_personal_pages_are_not_stored_and_vary_on_the_cookie(app, kg, rsa_key, idp):
+    assert _signed_in(app, kg, rsa_key, idp).status_code == 302
     for path in ("/sso/", "/sso/me", "/sso/logout"):
         response = kg.client.get(path)
         assert response.status_code == 200, path
@@ -250,14 +242,14 @@ def test_personal_pages_are_not_stored_and_vary_on_the_cookie(app, kg, rsa_key, 
         assert "Cookie" in response.headers["Vary"], path
 
 
-def test_secure_deployments_use_host_prefixed_cookies(make_app, kg, rsa_key, idp_mock):
+def test_secure_deployments_use_host_prefixed_cookies(make_app, kg, rsa_key, idp):
     from tests.helpers import BASIC_KEY, KIT_KEY
     from tests.koogallery import KooGallery
 
     app = make_app(COOKIE_SECURE=True)
     client = app.test_client()
     secure_kg = KooGallery(client, KIT_KEY, BASIC_KEY)
-    response = _signed_in(app, secure_kg, rsa_key, idp_mock)
+    response = _signed_in(app, secure_kg, rsa_key, idp)
     cookies = response.headers.getlist("Set-Cookie")
     sid = next(c for c in cookies if c.startswith("__Host-bridge_sid="))
     assert "Secure" in sid and "Path=/" in sid and "Domain" not in sid
@@ -272,6 +264,6 @@ def test_secure_deployments_use_host_prefixed_cookies(make_app, kg, rsa_key, idp
                                  ).status_code == 401  # the plain name means nothing here
 
 
-def test_local_http_development_keeps_plain_cookie_names(app, kg, rsa_key, idp_mock):
-    cookies = _signed_in(app, kg, rsa_key, idp_mock).headers.getlist("Set-Cookie")
+def test_local_http_development_keeps_plain_cookie_names(app, kg, rsa_key, idp):
+    cookies = _signed_in(app, kg, rsa_key, idp).headers.getlist("Set-Cookie")
     assert any(c.startswith("bridge_sid=") for c in cookies)

@@ -161,9 +161,17 @@ def test_secret_for_another_key_is_refused_and_nothing_stored(app, kg):
     assert rows(app, TenantApp) == []
 
 
-@pytest.mark.parametrize("garbage", ["not base64 !!", "c2hvcnQ=", ""])
-def test_garbage_secret_is_refused(app, kg, garbage):
-    assert code_of(kg.kit("applicationSync", f.application_sync(garbage))) in ("000101", "000002")
+# A clientSecret that is there but does not decrypt is 000101 (Huawei's sample: "something wrong
+# with appSecret"); an empty one is a missing mandatory field, refused as 000002 before decryption.
+@pytest.mark.parametrize("garbage, code, reason", [
+    ("not base64 !!", "000101", "clientSecret is not Base64"),
+    ("c2hvcnQ=", "000101", "clientSecret is 5 bytes"),
+    ("", "000002", "clientSecret is missing"),
+])
+def test_garbage_secret_is_refused(app, kg, garbage, code, reason):
+    response = kg.kit("applicationSync", f.application_sync(garbage))
+    assert code_of(response) == code
+    assert reason in response.get_json()["resultMsg"]
     assert rows(app, TenantApp) == []
 
 
@@ -224,9 +232,9 @@ def test_delete_user_and_repeat(app, kg):
     assert user.deleted_at is not None
 
 
-def test_disabled_user_may_not_sign_in(app, kg):
-    ok(kg.kit("authSync", f.auth_sync([f.user("u1", enable="false")])))
-    assert rows(app, TenantUser)[0].enabled is False
+def test_a_user_sent_disabled_is_stored_disabled(app, kg):
+    ok(kg.kit("authSync", f.auth_sync([f.user("u1", enable="false"), f.user("u2")])))
+    assert {u.user_name: u.enabled for u in rows(app, TenantUser)} == {"u1": False, "u2": True}
 
 
 def test_older_auth_batch_does_not_overwrite_newer(app, kg):

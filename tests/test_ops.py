@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import re
 from datetime import timedelta
 
 import pytest
@@ -110,18 +112,33 @@ def test_metrics_token_when_configured(make_app):
     assert client.get("/metrics", headers={"Authorization": "Bearer scrape-secret-1"}).status_code == 200
 
 
-def test_json_log_lines_carry_the_request_id(app, caplog):
-    caplog.set_level(logging.INFO)
-    client = app.test_client()
-    response = client.post("/produce/produceAPI/v2/tenantSync", json={})
-    record = next(r for r in caplog.records if r.getMessage().startswith("sync_call"))
-    with app.test_request_context():
-        from flask import g
+@pytest.fixture
+def json_log(app):
+    """What the bridge's own log handler (the JSON one `create_app` installs) writes, at INFO."""
+    root = logging.getLogger()
+    handler = next(h for h in root.handlers if isinstance(h.formatter, JsonFormatter))
+    stream, level = io.StringIO(), root.level
+    previous = handler.setStream(stream)
+    root.setLevel(logging.INFO)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    handler.setStream(previous)
+    root.setLevel(level)
 
-        g.request_id = response.headers["X-Request-Id"]
-        line = json.loads(JsonFormatter().format(record))
-    assert line["request_id"] == response.headers["X-Request-Id"] and line["level"] == "info"
-    assert line["msg"].startswith("sync_call interface=kit:tenantSync result=000002")
+
+@pytest.mark.parametrize("incoming, kept", [("lb-0123456789", True), (None, False), ("<script>", False)])
+def test_json_log_lines_carry_the_request_id(client, json_log, incoming, kept):
+    headers = {"X-Request-Id": incoming} if incoming else {}
+    response = client.post("/produce/produceAPI/v2/tenantSync", json={}, headers=headers)
+    request_id = response.headers["X-Request-Id"]
+    if kept:
+        assert request_id == incoming
+    else:
+        assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+    lines = json_log()
+    [sync_call] = [line for line in lines if line["msg"].startswith("sync_call ")]
+    assert sync_call["msg"].startswith("sync_call interface=kit:tenantSync result=000002")
+    assert sync_call["level"] == "info" and sync_call["logger"] == "tenants.views"
+    assert {line["request_id"] for line in lines} == {request_id}  # every line of the request, not only this one
 
 
 def test_a_proxys_request_id_is_kept_and_a_bad_one_replaced(client):

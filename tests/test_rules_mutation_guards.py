@@ -15,12 +15,9 @@ from tenants.signing import (
     verify_basic_signature,
     verify_kit_signature,
 )
+from tests.spec_examples import KEY, NONCE, TS
 
 # --- tenants/signing.py: what KooGallery reads in resultCode/resultMsg, and the audit's signature form ---
-
-KEY = "demoAccessKey0123456789"
-NONCE = "50D83FDECAED6CCD8EF597F2A577950527928BA287D04E6036E92B2806FD17DA"
-TS = "1680508066618"
 
 
 def refusal(fn, *args, **kwargs) -> tuple[str, str]:

@@ -15,17 +15,17 @@ from tenants.signing import (
     verify_basic_signature,
     verify_kit_signature,
 )
-
-KEY = "demoAccessKey0123456789"
-NONCE = "50D83FDECAED6CCD8EF597F2A577950527928BA287D04E6036E92B2806FD17DA"
-TS = "1680508066618"
-TENANT_SYNC_RAW = (
-    '{"instanceId":"huaiweitest123456","orderId":"CS1906666666ABCDE","tenantId":"68cbc86abc2018ab880d92f36422fa0e",'
-    '"tenantCode":"huawei","name":"huaiweitest","domainName":"https://example.tenantaccount.com",'
-    '"flag":1,"testFlag":0,"timeStamp":"20220413093539534"}'
+from tests.spec_examples import (
+    BASIC_SIGNATURE,
+    KEY,
+    KIT_SIGNATURE,
+    NEW_INSTANCE,
+    NEW_INSTANCE_HMAC,
+    NONCE,
+    TENANT_SYNC_CANONICAL,
+    TENANT_SYNC_RAW,
+    TS,
 )
-NEW_INSTANCE = {"activity": "newInstance", "businessId": "87b94795-0603-4e24-8ae5-69420d60e3c8",
-                "orderId": "CS2211181819B4LVS", "orderLineId": "CS2211181819B4LVS-000001", "testFlag": "1"}
 
 
 def headers(signature, ts=TS, nonce=NONCE):
@@ -33,31 +33,26 @@ def headers(signature, ts=TS, nonce=NONCE):
 
 
 def test_canonical_payload_matches_spec_example():
-    assert canonical_json(json.loads(TENANT_SYNC_RAW)) == (
-        '{"domainName":"https://example.tenantaccount.com","flag":1,"instanceId":"huaiweitest123456",'
-        '"name":"huaiweitest","orderId":"CS1906666666ABCDE","tenantCode":"huawei",'
-        '"tenantId":"68cbc86abc2018ab880d92f36422fa0e","testFlag":0,"timeStamp":"20220413093539534"}'
-    )
+    assert canonical_json(json.loads(TENANT_SYNC_RAW)) == TENANT_SYNC_CANONICAL
 
 
 def test_kit_signature_matches_spec_example():
     payload = canonical_json(json.loads(TENANT_SYNC_RAW)).encode()
-    assert kit_signature(KEY, NONCE, TS, payload).upper() == "4FF248550C5E31F2AE73371AC3010096CBE2ACD1FB371C3285BF8204C5CEAC53"
+    assert kit_signature(KEY, NONCE, TS, payload).upper() == KIT_SIGNATURE
 
 
 def test_kit_verification_accepts_spec_example_in_any_case():
-    for sig in ("4FF248550C5E31F2AE73371AC3010096CBE2ACD1FB371C3285BF8204C5CEAC53",
-                "4ff248550c5e31f2ae73371ac3010096cbe2acd1fb371c3285bf8204c5ceac53"):
+    for sig in (KIT_SIGNATURE.upper(), KIT_SIGNATURE.lower()):
         verified = verify_kit_signature([KEY], headers(sig), TS, TENANT_SYNC_RAW.encode(), json.loads(TENANT_SYNC_RAW))
         assert str(verified) == "primary/canonical"
 
 
 def test_basic_signature_matches_spec_example():
     payload = canonical_json(NEW_INSTANCE).encode()
-    assert hmac_hex(KEY, payload) == "f3f6b4d6499a0976ee7bacb84f4a7122a38cfafc35ab69462716154e41fe83b3"
-    assert basic_signature(KEY, NONCE, TS, payload) == "14e1d263ff0625d4b303482d00106e1febf7798c8f4b2fcff774daa7a1d4f7f2"
-    verified = verify_basic_signature([KEY], headers("14e1d263ff0625d4b303482d00106e1febf7798c8f4b2fcff774daa7a1d4f7f2"),
-                                      TS, json.dumps(NEW_INSTANCE).encode(), NEW_INSTANCE)
+    assert hmac_hex(KEY, payload) == NEW_INSTANCE_HMAC
+    assert basic_signature(KEY, NONCE, TS, payload) == BASIC_SIGNATURE
+    verified = verify_basic_signature([KEY], headers(BASIC_SIGNATURE), TS, json.dumps(NEW_INSTANCE).encode(),
+                                      NEW_INSTANCE)
     assert verified.form == "canonical"
 
 

@@ -29,13 +29,16 @@ def _no_sim_environment(monkeypatch):
 class FakeBridge:
     """Answers like the bridge: 000000, and newInstance's instanceId is the order line's first businessId."""
 
-    def __init__(self, mock: responses.RequestsMock):
+    def __init__(self, mock: responses.RequestsMock, *, basic: bool = True, kit: bool = True):
         self.calls: list[tuple[str, dict]] = []
         self.nonces: list[str] = []
         self.instances: dict[tuple[str, str], str] = {}
         self.refuse: str | None = None
-        mock.add_callback(responses.POST, re.compile(rf"{BRIDGE}/produce(\?.*)?$"), callback=self._answer)
-        mock.add_callback(responses.POST, re.compile(rf"{BRIDGE}/produce/produceAPI/v2/\w+"), callback=self._answer)
+        if basic:
+            mock.add_callback(responses.POST, re.compile(rf"{BRIDGE}/produce(\?.*)?$"), callback=self._answer)
+        if kit:
+            mock.add_callback(responses.POST, re.compile(rf"{BRIDGE}/produce/produceAPI/v2/\w+"),
+                              callback=self._answer)
 
     def _answer(self, request):
         body = json.loads(request.body)
@@ -60,9 +63,27 @@ class FakeBridge:
 
 
 @pytest.fixture
-def bridge():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield FakeBridge(mock)
+def transport():
+    """No network, strictly: a call to an address nobody registered fails, and so does a
+    registered endpoint that the test never called."""
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
+        yield mock
+
+
+@pytest.fixture
+def bridge(transport):
+    """The bridge's basic (/produce) and kit (/produce/produceAPI/v2/...) endpoints."""
+    return FakeBridge(transport)
+
+
+@pytest.fixture
+def basic_bridge(transport):
+    return FakeBridge(transport, kit=False)
+
+
+@pytest.fixture
+def kit_bridge(transport):
+    return FakeBridge(transport, basic=False)
 
 
 @pytest.fixture
@@ -183,9 +204,10 @@ def test_renew_with_a_bad_expiry_is_refused_before_sending(sim_cmd, bridge, sync
     assert result.exit_code == 1 and "yyyyMMddHHmmss" in result.output and bridge.calls == []
 
 
-def test_an_instance_id_the_simulator_never_saw_is_sent_as_given(sim_cmd, bridge):
+def test_an_instance_id_the_simulator_never_saw_is_sent_as_given(sim_cmd, basic_bridge):
     assert sim_cmd("freeze", "inst-from-elsewhere").exit_code == 0
-    assert bridge.calls[0][1]["instanceId"] == "inst-from-elsewhere"
+    (name, body), = basic_bridge.calls
+    assert (name, body["instanceId"]) == ("updateInstanceStatus", "inst-from-elsewhere")
 
 
 def test_delete_tenant_unbinds_and_sync_binds_again(sim, sim_cmd, bridge, synced):
@@ -206,27 +228,27 @@ def test_a_refusing_bridge_gives_a_clear_error_and_exit_status_1(sim_cmd, bridge
     assert "resultCode '000001'" in result.output and "run the command again" in result.output
 
 
-def test_an_unreachable_bridge_gives_a_clear_error(sim, bridge):
+def test_an_unreachable_bridge_gives_a_clear_error(sim, transport):
     runner = sim.test_cli_runner()
     result = runner.invoke(args=["sim", "freeze", "huashan", "--bridge", "http://down.test"])
     assert result.exit_code == 1 and "no answer from http://down.test/produce" in result.output
 
 
-def test_missing_access_keys_are_named(tmp_path, bridge):
+def test_missing_access_keys_are_named(tmp_path, transport):
     bare = create_app({"TESTING": True, "STATE_DB": str(tmp_path / "s.sqlite")})
     result = bare.test_cli_runner().invoke(args=["sim", "sync"])
     assert result.exit_code == 1 and "SIM_KIT_ACCESS_KEY and SIM_BASIC_ACCESS_KEY" in result.output
 
 
-def test_a_missing_public_key_is_named_before_applicationsync_is_sent(tmp_path, bridge):
+def test_a_missing_public_key_is_named_before_applicationsync_is_sent(tmp_path, kit_bridge):
     app = create_app({"TESTING": True, "STATE_DB": str(tmp_path / "s.sqlite"), "KIT_ACCESS_KEY": "k",
                       "BASIC_ACCESS_KEY": "b", "BRIDGE_URL": BRIDGE})
     result = app.test_cli_runner().invoke(args=["sim", "sync"])
     assert result.exit_code == 1 and "SIM_BRIDGE_PUBLIC_KEY" in result.output
-    assert bridge.names() == ["tenantSync"]
+    assert kit_bridge.names() == ["tenantSync"]
 
 
-def test_a_malformed_public_key_is_named(tmp_path, bridge):
+def test_a_malformed_public_key_is_named(tmp_path, transport):
     app = create_app({"TESTING": True, "STATE_DB": str(tmp_path / "s.sqlite"), "KIT_ACCESS_KEY": "k",
                       "BASIC_ACCESS_KEY": "b", "BRIDGE_PUBLIC_KEY": "not a key"})
     result = app.test_cli_runner().invoke(args=["sim", "sync"])

@@ -14,6 +14,7 @@ from simulator.clock import SyncClock, sync_time_after
 from simulator.driver import CANCEL, KooGalleryDriver, SyncCallError
 from simulator.seed import User, load_seed
 from simulator.signing import basic_query, canonical_json, kit_headers
+from tests import spec_examples as spec
 from tests.koogallery import basic_query as reference_basic_query
 from tests.koogallery import kit_headers as reference_kit_headers
 
@@ -23,32 +24,17 @@ BRIDGE = "http://bridge.test"
 KIT, BASIC = "kit-key-for-driver-tests", "basic-key-for-driver-tests"
 OK = {"resultCode": "000000", "resultMsg": "success"}
 
-# spec §3.5
-EXAMPLE_KEY = "demoAccessKey0123456789"
-EXAMPLE_NONCE = "50D83FDECAED6CCD8EF597F2A577950527928BA287D04E6036E92B2806FD17DA"
-EXAMPLE_TS = "1680508066618"
-
 
 def test_kit_signature_matches_the_specs_worked_example():
-    body = {"instanceId": "huaiweitest123456", "orderId": "CS1906666666ABCDE",
-            "tenantId": "68cbc86abc2018ab880d92f36422fa0e", "tenantCode": "huawei", "name": "huaiweitest",
-            "domainName": "https://example.tenantaccount.com", "flag": 1, "testFlag": 0,
-            "timeStamp": "20220413093539534"}
-    assert canonical_json(body) == (
-        '{"domainName":"https://example.tenantaccount.com","flag":1,"instanceId":"huaiweitest123456",'
-        '"name":"huaiweitest","orderId":"CS1906666666ABCDE","tenantCode":"huawei",'
-        '"tenantId":"68cbc86abc2018ab880d92f36422fa0e","testFlag":0,"timeStamp":"20220413093539534"}')
-    headers = kit_headers(EXAMPLE_KEY, body, nonce=EXAMPLE_NONCE, timestamp=EXAMPLE_TS)
-    assert headers == {"x-sign": "4FF248550C5E31F2AE73371AC3010096CBE2ACD1FB371C3285BF8204C5CEAC53",
-                       "x-timestamp": EXAMPLE_TS, "x-nonce": EXAMPLE_NONCE}
+    body = json.loads(spec.TENANT_SYNC_RAW)
+    assert canonical_json(body) == spec.TENANT_SYNC_CANONICAL
+    headers = kit_headers(spec.KEY, body, nonce=spec.NONCE, timestamp=spec.TS)
+    assert headers == {"x-sign": spec.KIT_SIGNATURE, "x-timestamp": spec.TS, "x-nonce": spec.NONCE}
 
 
 def test_basic_signature_matches_the_specs_worked_example():
-    body = {"activity": "newInstance", "businessId": "87b94795-0603-4e24-8ae5-69420d60e3c8",
-            "orderId": "CS2211181819B4LVS", "orderLineId": "CS2211181819B4LVS-000001", "testFlag": "1"}
-    query = basic_query(EXAMPLE_KEY, body, nonce=EXAMPLE_NONCE, timestamp=EXAMPLE_TS)
-    assert query == {"signature": "14e1d263ff0625d4b303482d00106e1febf7798c8f4b2fcff774daa7a1d4f7f2",
-                     "timestamp": EXAMPLE_TS, "nonce": EXAMPLE_NONCE}
+    query = basic_query(spec.KEY, spec.NEW_INSTANCE, nonce=spec.NONCE, timestamp=spec.TS)
+    assert query == {"signature": spec.BASIC_SIGNATURE, "timestamp": spec.TS, "nonce": spec.NONCE}
 
 
 def test_canonical_json_drops_top_level_nulls_keeps_nested_order_and_raw_utf8():
@@ -70,7 +56,7 @@ def test_sync_stamps_are_yyyymmddhhmmssSSS_in_utc8_and_always_increase():
 
 @pytest.fixture
 def bridge():
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         yield mock
 
 

@@ -461,9 +461,16 @@ def test_wrong_tenant_reports_another_tenants_id_in_userinfo(browser, api):
 
 
 def test_faults_are_per_tenant(browser, api):
+    huashan_access = exchange(api, code_for(browser)).json["access_token"]
     set_fault(api, "huashan", "error5xx")
+    # The faulted tenant's login fails at both steps...
+    assert exchange(api, code_for(browser), HUASHAN).status_code == 502
+    assert userinfo(api, huashan_access, HUASHAN).status_code == 503
+    # ...while the other tenant's completes, with its own user.
     answer = exchange(api, code_for(browser, XIHU, "chenjing", "Chenjing@123"), XIHU)
     assert answer.status_code == 200
+    info = userinfo(api, answer.json["access_token"], XIHU)
+    assert info.status_code == 200 and (info.json["userName"], info.json["tenant"]) == ("chenjing", XIHU.tenant_id)
 
 
 def test_fault_control_lists_validates_and_answers_loopback_only(api):

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from itsdangerous import Signer
 
 from common.clock import utcnow
 from extensions import db
 from keys.rsa import encrypt_client_secret
 from sso.models import LoginState, UserSession
+from sso.sessions import sign_session_id
 from tests import factories as f
 from tests.helpers import ok
 from tests.sso_fixtures import CALLBACK, IDP, SECRET, csrf_token, events, fake_idp, refused, sign_in, start
@@ -306,10 +309,31 @@ def test_session_id_rotates_at_every_login(synced, app, client, idp):
     assert stale.get("/sso/me").status_code == 401
 
 
-def test_forged_or_unsigned_session_cookie_is_ignored(synced, app):
-    client = app.test_client()
-    client.set_cookie("bridge_sid", "forged-value")
-    assert client.get("/sso/me").status_code == 401
+def test_forged_or_unsigned_session_cookie_is_ignored(synced, app, client, idp):
+    signed_in = sign_in(client, idp)
+    genuine = next(c for c in signed_in.headers.getlist("Set-Cookie") if c.startswith("bridge_sid="))
+    genuine = genuine.split(";")[0].split("=", 1)[1]
+    raw_id, signature = genuine.rsplit(".", 1)
+    with app.app_context():
+        other_id = secrets.token_urlsafe(32)  # a session id the bridge never issued, correctly signed below
+        forged = {
+            "the session id unsigned": raw_id,
+            "a tampered signature": f"{raw_id}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}",
+            "the session id signed with another key": Signer("not-the-bridge-key-" + "y" * 40,
+                                                              salt="bridge-session-id").sign(raw_id).decode(),
+            "the session id signed for another purpose": Signer(app.config["SECRET_KEY"]).sign(raw_id).decode(),
+            "another session id signed with another key": Signer("not-the-bridge-key-" + "y" * 40,
+                                                                  salt="bridge-session-id").sign(other_id).decode(),
+            "an unknown session id, genuinely signed": sign_session_id(other_id),
+        }
+    for what, cookie in forged.items():
+        attacker = app.test_client()
+        attacker.set_cookie("bridge_sid", cookie)
+        assert attacker.get("/sso/me").status_code == 401, what
+    genuine_browser = app.test_client()
+    genuine_browser.set_cookie("bridge_sid", genuine)
+    me = genuine_browser.get("/sso/me")
+    assert me.status_code == 200 and me.get_json()["user_name"] == "alice"  # the forgeries ended nothing
 
 
 @pytest.mark.parametrize("revoke", [
@@ -388,6 +412,11 @@ def test_rejected_refresh_ends_the_session(synced, app, client, idp):
         db.session.commit()
     idp.post(f"{IDP}/api/v1/oauth2/token", status=400, json={"error": "invalid_grant"})
     assert client.get("/sso/me").status_code == 401
+    refresh = parse_qs(idp.calls[-1].request.body)
+    assert (refresh["grant_type"], refresh["refresh_token"]) == (["refresh_token"], ["rt-1"])
+    with app.app_context():
+        ended = db.session.execute(db.select(UserSession)).scalar_one()
+        assert ended.ended_at is not None and ended.end_reason == "refresh_rejected"
 
 
 # --- logout ---------------------------------------------------------------------------------------
@@ -408,9 +437,10 @@ def test_logout_needs_csrf_ends_session_and_goes_to_idp_logout(synced, app, clie
 
 def test_secrets_never_reach_the_log(synced, client, idp, caplog):
     caplog.set_level(logging.DEBUG)
-    sign_in(client, idp)
-    client.get("/sso/me")
+    assert sign_in(client, idp).status_code == 302
+    assert client.get("/sso/me").status_code == 200
     text = caplog.text
+    assert "auth_centre_call what=token" in text and "login outcome=success" in text  # the login was logged
     for secret in (SECRET, "at-1", "rt-1", "code-1"):
         assert secret not in text
 
