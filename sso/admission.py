@@ -103,11 +103,11 @@ def admit_user(tenant: Tenant, user_name: str, centre_tenant: str | None) -> Adm
     if reason:
         raise LoginError(reason, tenant_id=tenant.tenant_id, user_name=user_name)
     user = queries.user(tenant.tenant_id, user_name)
-    jit = (user is None or user.deleted_at is not None) and _jit_allowed(tenant)
+    jit = _jit_allowed(tenant)  # only a tenant with no user rows at all, so `user` is None then
     reason = user_refusal(tenant, user, jit=jit, seats=_seats_enforced(orders, now))
     if reason:
         raise LoginError(reason, f"user {user_name!r}", tenant_id=tenant.tenant_id, user_name=user_name)
-    return Admitted(None if jit else user, jit)
+    return Admitted(user, jit)
 
 
 def recheck(tenant_id: str, user_name: str, *, jit: bool) -> None:
@@ -153,7 +153,7 @@ def session_refusal(user_session: UserSession, now: datetime | None = None) -> s
     if aware(user_session.last_seen_at) + timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"]) <= now:
         return "idle"
     tenant = queries.tenant(user_session.tenant_id)
-    orders = queries.orders_of(user_session.tenant_id) if tenant else []
+    orders = queries.orders_of(user_session.tenant_id)
     reason = tenant_refusal(tenant, orders, now)
     if reason:
         return reason

@@ -237,7 +237,16 @@ def test_admit_user_applies_the_user_rule(ctx):
     store(tenant(), user(enabled=False))
     with pytest.raises(LoginError) as err:
         admission.admit_user(db.session.get(Tenant, "t1"), "alice", "t1")
-    assert (err.value.reason, err.value.detail, err.value.tenant_id) == ("user_disabled", "user 'alice'", "t1")
+    assert (err.value.reason, err.value.detail, err.value.tenant_id, err.value.user_name) == (
+        "user_disabled", "user 'alice'", "t1", "alice")
+
+
+def test_admit_user_keeps_debug_users_out_of_production_tenants(ctx):
+    store(tenant(), user(test_flag=True))
+    assert reason_of(admission.admit_user, db.session.get(Tenant, "t1"), "alice", "t1") == "not_authorised"
+    db.session.get(Tenant, "t1").test_flag = True
+    db.session.commit()
+    assert admission.admit_user(db.session.get(Tenant, "t1"), "alice", "t1").user.user_name == "alice"
 
 
 def test_just_in_time_users_only_when_enabled_and_the_tenant_has_no_authsync_users(ctx):
@@ -325,6 +334,24 @@ def test_a_session_ends_when_the_tenant_or_its_order_stops_admitting(ctx):
     assert admission.session_refusal(session(), NOW) == "instance_suspended"
 
 
+def test_a_session_ends_when_its_order_expires(ctx):
+    store(tenant(), user())
+    bind(instance("live", expire=NOW + timedelta(days=1)))
+    long = session(expires_at=NOW + timedelta(days=9))
+    assert admission.session_refusal(long, NOW) is None
+    later = NOW + timedelta(days=2)
+    assert admission.session_refusal(session(expires_at=NOW + timedelta(days=9), last_seen_at=later), later) == (
+        "instance_suspended")
+
+
+def test_a_debug_users_session_ends_on_a_production_tenant(ctx):
+    store(tenant(), user(test_flag=True))
+    assert admission.session_refusal(session(), NOW) == "user_revoked"
+    db.session.get(Tenant, "t1").test_flag = True
+    db.session.commit()
+    assert admission.session_refusal(session(), NOW) is None
+
+
 @pytest.mark.parametrize("changes", [{"authorized": False}, {"enabled": False}, {"deleted_at": NOW}])
 def test_a_session_ends_when_the_user_is_revoked(ctx, changes):
     store(tenant(), user(**changes))
@@ -339,7 +366,7 @@ def test_a_just_in_time_session_survives_without_an_authsync_row(ctx):
 
 def test_a_session_beyond_the_seats_ends_when_seats_are_enforced(ctx):
     store(tenant(), user("a", created_at=EARLIER), user("alice", created_at=EARLIER + timedelta(days=1)))
-    bind(instance("live", seats=1))
+    bind(instance("live", seats=1, expire=NOW + timedelta(days=1)))
     assert admission.session_refusal(session(), NOW) is None
     ctx.config["SEATS_FROM_LINEAR_VALUE"] = True
     assert admission.session_refusal(session(), NOW) == "user_revoked"
