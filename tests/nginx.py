@@ -61,6 +61,14 @@ def directive_seconds(name: str) -> float:
     return float(found.group(1))
 
 
+def limit_conn_per_client() -> int:
+    """How many requests in flight the shipped site allows one address."""
+    found = re.search(r"^\s*limit_conn\s+\S+\s+(\d+);", SITE.read_text(), re.M)
+    if not found:
+        raise ValueError(f"{SITE.name} has no `limit_conn <zone> <n>;`")
+    return int(found.group(1))
+
+
 class Nginx:
     """`nginx -p <temp> -c <temp>/nginx.conf` in the foreground, in front of 127.0.0.1:`upstream_port`."""
 
