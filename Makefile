@@ -53,9 +53,10 @@ serve: $(BIN)/.installed
 	$(BIN)/gunicorn --config gunicorn.conf.py --bind $${GUNICORN_BIND:-127.0.0.1:8000} 'app:create_app()'
 
 # What the suite needs from Debian: PostgreSQL (a throwaway cluster), pgbouncer (the pooled
-# database tests), Chromium (the browser tests) and a CJK font (the Chinese pages' screenshots).
+# database tests), Chromium (the browser tests), a CJK font (the Chinese pages' screenshots), Apache
+# with mod_auth_openidc (the OIDC recipe) and nginx (the shipped proxy site, slow-client tests).
 # As root they are installed; otherwise make stops with the command to run, so nothing is skipped.
-TEST_PACKAGES := postgresql pgbouncer chromium fonts-noto-cjk apache2 libapache2-mod-auth-openidc
+TEST_PACKAGES := postgresql pgbouncer chromium fonts-noto-cjk apache2 libapache2-mod-auth-openidc nginx
 test-deps:
 	@need=(); \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || need+=(postgresql); \
@@ -64,6 +65,7 @@ test-deps:
 	fc-list 2>/dev/null | grep -q 'Noto Sans CJK' || need+=(fonts-noto-cjk); \
 	test -x /usr/sbin/apache2 || command -v apache2 >/dev/null || need+=(apache2); \
 	test -f /usr/lib/apache2/modules/mod_auth_openidc.so || need+=(libapache2-mod-auth-openidc); \
+	test -x /usr/sbin/nginx || command -v nginx >/dev/null || need+=(nginx); \
 	if (( $${#need[@]} == 0 )); then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
 	  echo "make test needs Debian packages that are missing. Run:"; \

@@ -13,7 +13,8 @@ server's /steal, which records a hit), error (HTTP 500). `identity` is what user
 Every loop is bounded and ends when the server stops or the client goes away.
 
 `slow_loris(url, n)` opens n connections to a server and sends a request's headers one byte at a
-time (the client side of the same attack, against the bridge)."""
+time (the client side of the same attack, against the bridge); `slow_body(url, n)` sends whole
+headers, then the body one byte at a time."""
 
 from __future__ import annotations
 
@@ -226,15 +227,34 @@ class HostileCentre:
 
 
 def slow_loris(url: str, connections: int, *, interval: float = 0.5, duration: float = 10.0,
-               stop: threading.Event | None = None) -> list[socket.socket]:
-    """Open `connections` sockets to `url` and keep each sending an unfinished request, one header
-    byte every `interval` s, for at most `duration` s (in a background thread). Returns the sockets."""
+               stop: threading.Event | None = None, source: str | None = None) -> list[socket.socket]:
+    """Open `connections` sockets to `url` (from address `source`) and keep each sending an unfinished
+    request, one header byte every `interval` s, for at most `duration` s (in a background thread).
+    Returns the sockets."""
+    parts = urlsplit(url)
+    return _drip(url, connections, f"GET /healthz HTTP/1.1\r\nHost: {parts.netloc}\r\n", interval=interval,
+                 duration=duration, stop=stop, source=source)
+
+
+def slow_body(url: str, connections: int, *, interval: float = 0.5, duration: float = 10.0,
+              stop: threading.Event | None = None, source: str | None = None) -> list[socket.socket]:
+    """Like slow_loris, but each request's headers are complete (a POST to `url`'s path announcing a
+    1 MB body) and the body is what drips."""
+    parts = urlsplit(url)
+    head = (f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {1 << 20}\r\n\r\n")
+    return _drip(url, connections, head, interval=interval, duration=duration, stop=stop, source=source)
+
+
+def _drip(url: str, connections: int, head: str, *, interval: float, duration: float,
+          stop: threading.Event | None, source: str | None) -> list[socket.socket]:
     parts = urlsplit(url)
     stop = stop or threading.Event()
     sockets = []
     for _ in range(connections):
-        sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
-        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: {parts.netloc}\r\n".encode())
+        sock = socket.create_connection((parts.hostname, parts.port), timeout=5,
+                                        source_address=(source, 0) if source else None)
+        sock.sendall(head.encode())
         sockets.append(sock)
 
     def drip():
