@@ -43,10 +43,11 @@ instance/config.py: | $(BIN)/.installed
 instance/koogallery_rsa.pem: instance/config.py
 	$(BIN)/flask keys generate
 
-## run: the bridge, the simulator and the example app on 127.0.0.1:5000-5002 (SQLite under instance/).
+## run: the bridge, the simulator and the example app on 127.0.0.1:5000-5002 (SQLite under instance/;
+## RUN_PORT_BASE=6000 for 6000-6002). Ctrl-C, SIGTERM or `timeout` stop all three.
 run: $(BIN)/.installed instance/config.py instance/koogallery_rsa.pem
 	$(BIN)/flask db upgrade
-	$(BIN)/python -m scripts.run_local
+	exec $(BIN)/python -m scripts.run_local
 
 ## serve: production serving with gunicorn (gunicorn.conf.py; settings from BRIDGE_* and GUNICORN_*).
 serve: $(BIN)/.installed

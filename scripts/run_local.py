@@ -3,13 +3,15 @@ SaaS app on 127.0.0.1:5002 (all gunicorn), the demo tenants and users synced int
 through its real signed endpoints, a demo operator for the console, and what to open.
 
 The servers' JSON logs go to instance/logs/; the terminal keeps the banner and a feed of one line
-per bridge event (sync calls, logins, ended sessions, warnings). Ctrl-C (or SIGTERM) stops them
-all and exits 0."""
+per bridge event (sync calls, logins, ended sessions, warnings). Ctrl-C (or SIGTERM or SIGHUP,
+e.g. `timeout 60 make run`) stops them all, workers included, and exits 0. RUN_PORT_BASE=6000 moves
+the three servers to 6000-6002."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -25,23 +27,39 @@ from pathlib import Path
 import requests
 from cryptography.hazmat.primitives import serialization
 
-BRIDGE = "127.0.0.1:5000"
-SIMULATOR = "127.0.0.1:5001"
-SAAS_APP = "127.0.0.1:5002"
+
+def _port_base() -> int:
+    raw = os.environ.get("RUN_PORT_BASE", "5000").strip()
+    if not raw.isdigit() or not 1024 <= int(raw) <= 65533:
+        sys.exit(f"make run: RUN_PORT_BASE={raw!r} must be a port from 1024 to 65533 "
+                 "(the bridge takes it, the simulator and the example app the next two)")
+    return int(raw)
+
+
+PORT_BASE = _port_base()
+BRIDGE = f"127.0.0.1:{PORT_BASE}"
+SIMULATOR = f"127.0.0.1:{PORT_BASE + 1}"
+SAAS_APP = f"127.0.0.1:{PORT_BASE + 2}"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DEMO_CLIENT_ID = "demo-saas-app"
 DEMO_OPERATOR = "demo"
 ROOT = Path(__file__).resolve().parent.parent
 # Bridge log events worth a line in the terminal (the first word of the message); warnings and
 # errors are shown whatever they are.
 FEED_EVENTS = ("sync_call", "login", "sessions_ended", "backchannel_logout", "admin_audit", "client_secret_decrypted")
+# Set by Ctrl-C, SIGTERM or SIGHUP. A flag rather than an exception: an exception could land
+# between starting a server and recording it, or in the middle of stopping them.
+stopping = threading.Event()
 
 
-class Stop(Exception):
-    """SIGTERM or SIGHUP: stop like Ctrl-C."""
+def _request_stop(_signum, _frame):
+    stopping.set()
 
 
-def _stop(_signum, _frame):
-    raise Stop
+def die_with_parent() -> None:
+    """SIGTERM to this process when its parent dies (PR_SET_PDEATHSIG), however the parent ends:
+    `make` killed outright, or this script killed while its servers run."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def bridge_public_key(pem_path: str) -> str:
@@ -54,7 +72,7 @@ def bridge_public_key(pem_path: str) -> str:
 
 def wait_healthy(name: str, url: str, process: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping.is_set():
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with status {process.returncode} before answering {url}")
         try:
@@ -62,7 +80,9 @@ def wait_healthy(name: str, url: str, process: subprocess.Popen, timeout: float 
                 return
         except requests.RequestException:
             pass
-        time.sleep(0.2)
+        stopping.wait(0.2)
+    if stopping.is_set():
+        return
     raise RuntimeError(f"{name} did not answer {url} within {timeout:g} s")
 
 
@@ -79,13 +99,36 @@ def write_simulator_config(path: Path, settings: dict) -> None:
 def gunicorn(name: str, app: str, bind: str, env: dict, instance: Path, *extra: str) -> subprocess.Popen:
     """One server, its output appended to instance/logs/NAME.log. Each master gets its own
     control socket under instance/run/ (`.venv/bin/gunicornc -s instance/run/NAME.ctl`), not the
-    one per-user default they would all claim. Its own session: Ctrl-C reaches this script only,
-    which then stops the servers in order."""
+    one per-user default they would all claim. Its own session (its workers join it): Ctrl-C
+    reaches this script only, which then stops the servers in order; and SIGTERM if this script
+    dies without doing so."""
     env = {**env, "GUNICORN_CONTROL_SOCKET": str(instance / "run" / f"{name}.ctl")}
     with open(instance / "logs" / f"{name}.log", "ab") as log:
         return subprocess.Popen([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "--bind", bind,
                                  "--workers", "1", *extra, app], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=die_with_parent)
+
+
+def stop_servers(servers: list[tuple[str, subprocess.Popen]], grace: float = 25) -> None:
+    """SIGTERM to each master (gunicorn stops its workers within its graceful_timeout), then
+    SIGKILL to whatever is left of each server's session. A master that has exited is not reaped
+    until then, so its process group id cannot have been given to anything else."""
+    for _name, process in servers:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for _name, process in servers:
+        while time.monotonic() < deadline:
+            try:
+                if os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                    break
+            except ChildProcessError:
+                break  # already reaped
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def ensure_demo_operator(instance: Path, env: dict) -> str:
@@ -204,6 +247,9 @@ def register_demo_app(bridge) -> str:
 
 
 def main() -> int:
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _request_stop)
+    die_with_parent()
     from app import create_app
     from simulator.seed import load_seed
 
@@ -236,11 +282,9 @@ def main() -> int:
         # instance/config.py from before `config.generate --local`: the simulator's authentication
         # centres are http://127.0.0.1, which the bridge refuses unless told this is a local demo.
         print("make run: ALLOW_INSECURE_IDP is off in instance/config.py; turning it on for this local bridge "
-              "(the simulator's authentication centres are http://127.0.0.1:5001).", flush=True)
+              f"(the simulator's authentication centres are http://{SIMULATOR}).", flush=True)
         bridge_env["BRIDGE_ALLOW_INSECURE_IDP"] = "true"
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGHUP, _stop)
     servers = []
     stop_feed = threading.Event()
     bridge_log = logs / "bridge.log"
@@ -257,6 +301,8 @@ def main() -> int:
         wait_healthy("the bridge", f"http://{BRIDGE}/healthz", servers[0][1])
         wait_healthy("the simulator", f"http://{SIMULATOR}/healthz", servers[1][1])
         wait_healthy("the example SaaS app", f"http://{SAAS_APP}/healthz", servers[2][1])
+        if stopping.is_set():
+            return stopped()
         operator_password = ensure_demo_operator(instance, bridge_env)
         flask = [sys.executable, "-m", "flask", "--app", "simulator", "sim"]
         with open(logs / "simulator-cli.log", "a", encoding="utf-8") as sim_log:
@@ -285,29 +331,23 @@ Ctrl-C stops all three servers. Bridge events:""", flush=True)
                   "the servers keep running.", flush=True)
         threading.Thread(target=follow, args=(bridge_log, feed_from, stop_feed), daemon=True).start()
         while all(process.poll() is None for _name, process in servers):
-            time.sleep(0.5)
+            if stopping.wait(0.5):
+                return stopped()
         name, process = next((n, p) for n, p in servers if p.poll() is not None)
         print(f"The {name} exited with status {process.returncode} (see {shown(logs)}/); stopping.",
               flush=True)
         return 1
-    except (KeyboardInterrupt, Stop):
-        print("\nStopping...", flush=True)
-        return 0
     except RuntimeError as exc:
         print(f"make run: {exc} (logs: {shown(logs)}/)", file=sys.stderr, flush=True)
         return 1
     finally:
         stop_feed.set()
-        # Ctrl-C again while stopping must not leave servers behind.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for _name, process in servers:
-            if process.poll() is None:
-                process.terminate()
-        for _name, process in servers:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_servers(servers)
+
+
+def stopped() -> int:
+    print("\nStopping...", flush=True)
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import time
 from cryptography.fernet import InvalidToken
 from flask import (
     Blueprint,
+    abort,
     current_app,
     g,
     jsonify,
@@ -27,7 +28,7 @@ from common.redirects import safe_next
 from extensions import db
 from keys import keyring
 from sso import admission, services, sessions
-from sso.branding import logo_path
+from sso.branding import LOGO_TYPES, logo_path
 from sso.errors import REASONS, LoginError
 from sso.oidc.landing import landing_url
 from sso.web import current_session
@@ -293,8 +294,11 @@ def signed_out():
 def brand_logo():
     path = logo_path(current_app.extensions["branding"], current_app.instance_path)
     if path is None:
-        return "", 404
-    return send_file(path, max_age=3600)
+        abort(404)
+    response = send_file(path, mimetype=LOGO_TYPES[path.suffix.lower()], max_age=3600)
+    # An SVG opened on its own is a document of the bridge's origin: no script, no loads, no forms.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    return response
 
 
 @bp.post("/other-account")
