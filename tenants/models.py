@@ -191,3 +191,7 @@ class SyncCall(db.Model):
     # A debug call (testFlag 1): the marketplace's seller-centre debugging and daily probes.
     debug: Mapped[bool] = mapped_column(Boolean, default=False)
     body: Mapped[str | None] = mapped_column(Text)
+
+    # The console's sync log lists failures first, newest first, along this (admin/services.py).
+    __table_args__ = (Index("ix_kg_sync_call_failed", "id", postgresql_where=db.text("result_code <> '000000'"),
+                            sqlite_where=db.text("result_code <> '000000'")),)
