@@ -35,16 +35,23 @@ END_SESSIONS_REASON = "operator"  # what an ended user session says in sso_sessi
 # --- pages of rows --------------------------------------------------------------------------------
 
 
+# Rows a list counts exactly. Past this a list says "10000+" and pages on with "next": counting a
+# table of millions on every page view would cost more than the page itself.
+COUNT_LIMIT = 10_000
+
+
 @dataclass
 class Page:
     items: list
     number: int
     size: int
     total: int
+    capped: bool = False  # there are more than `total` (COUNT_LIMIT) rows
+    more: bool = False  # a row follows this page
 
     @property
     def pages(self) -> int:
-        return max(1, ceil(self.total / self.size))
+        return max(1, ceil(self.total / self.size), self.number if self.capped else 1)
 
     @property
     def has_previous(self) -> bool:
@@ -52,39 +59,53 @@ class Page:
 
     @property
     def has_next(self) -> bool:
-        return self.number < self.pages
+        return self.more
+
+    @property
+    def total_shown(self) -> str:
+        return f"{self.total}+" if self.capped else str(self.total)
+
+    @property
+    def pages_shown(self) -> str:
+        return f"{self.pages}+" if self.capped else str(self.pages)
 
 
 def page_size() -> int:
     return current_app.config.get("ADMIN_PAGE_SIZE", 50)
 
 
+def _count(stmt, limit: int | None = None) -> int:
+    inner = stmt.order_by(None) if limit is None else stmt.order_by(None).limit(limit + 1)
+    return db.session.scalar(db.select(db.func.count()).select_from(inner.subquery()))
+
+
 def paginate(stmt, number: int) -> Page:
-    size = page_size()
-    total = db.session.scalar(db.select(db.func.count()).select_from(stmt.order_by(None).subquery()))
-    if number > max(1, ceil(total / size)):
-        raise AdminError("page_out_of_range", 404)
-    items = list(db.session.execute(stmt.limit(size).offset((number - 1) * size)).scalars())
-    return Page(items, number, size, total)
+    return paginate_across([stmt], number)
 
 
 def paginate_across(parts: list, number: int) -> Page:
-    """One page of the lists `parts` shown one after the other (each already ordered)."""
+    """One page of the lists `parts` shown one after the other (each already ordered), counted up
+    to COUNT_LIMIT rows; one row more than a page is read to know whether another follows."""
     size = page_size()
-    counts = [db.session.scalar(db.select(db.func.count()).select_from(p.order_by(None).subquery())) for p in parts]
-    total = sum(counts)
-    if number > max(1, ceil(total / size)):
+    counts = [_count(part, COUNT_LIMIT) for part in parts]
+    capped = sum(counts) > COUNT_LIMIT
+    total = min(sum(counts), COUNT_LIMIT)
+    if not capped and number > max(1, ceil(total / size)):
         raise AdminError("page_out_of_range", 404)
     skip, items = (number - 1) * size, []
     for part, count in zip(parts, counts, strict=True):
+        if count > COUNT_LIMIT and skip >= COUNT_LIMIT:
+            count = _count(part)  # a deep page past a long part: where that part ends matters now
         if skip >= count:
             skip -= count
             continue
-        items += db.session.execute(part.limit(size - len(items)).offset(skip)).scalars()
+        items += db.session.execute(part.limit(size + 1 - len(items)).offset(skip)).scalars()
         skip = 0
-        if len(items) == size:
+        if len(items) > size:
             break
-    return Page(items, number, size, total)
+    if capped and not items:
+        raise AdminError("page_out_of_range", 404)
+    return Page(items[:size], number, size, total, capped=capped, more=len(items) > size)
 
 
 # --- tenants --------------------------------------------------------------------------------------

@@ -179,7 +179,8 @@ def main(argv=None) -> int:
             from bench.scale import run_scaled
 
             scaled = run_scaled(stack, lambda: Bench(stack, opts, log=lambda m: print(m, flush=True)),
-                                lambda b: run_scenarios(b, stack, selected, memory_end), args.scale)
+                                lambda b: run_scenarios(b, stack, selected, memory_end), args.scale,
+                                oidc_registered="oidc" in selected)
     except (KeyboardInterrupt, Interrupted) as exc:
         print(f"\nbench: interrupted ({exc or 'Ctrl-C'}); stopping the servers", file=sys.stderr, flush=True)
         status = 130

@@ -684,6 +684,29 @@ def test_sync_log_pages_run_through_the_failures_then_the_successes_newest_first
     assert page("code=failed") == failures
 
 
+def test_a_list_longer_than_the_count_limit_says_so_and_still_pages_on(make_app, monkeypatch):
+    from admin import services
+
+    monkeypatch.setattr(services, "COUNT_LIMIT", 5)
+    app = make_app(ADMIN_PASSWORD_HASH_METHOD=FAST_HASH, ADMIN_PAGE_SIZE=2)
+    create_operator(app.test_cli_runner())
+    with app.app_context():
+        db.session.add_all([SyncCall(request_id=f"r{i}", interface="kit:tenantSync", result_code="000000",
+                                     result_msg="m", duration_ms=1) for i in range(9)])
+        db.session.commit()
+    browser = app.test_client()
+    sign_in_operator(browser)
+    seen = []
+    for number in range(1, 6):
+        html = browser.get(f"/admin/sync?page={number}").get_data(as_text=True)
+        seen += re.findall(r'data-call="(\d+)"', html)
+        assert ("page=%d" % (number + 1) in html) == (number < 5), number  # "next" until the last row
+    assert len(seen) == len(set(seen)) == 9
+    first = browser.get("/admin/sync?page=1").get_data(as_text=True)
+    assert "第 1 / 3+ 页，共 5+ 条" in first
+    assert browser.get("/admin/sync?page=6").status_code == 404
+
+
 def test_pages_speak_both_languages(populated, console):
     for path, zh, en in [("/admin/tenants", "租户", "Tenants"), ("/admin/sync", "同步日志", "Sync log"),
                          ("/admin/logins", "登录记录", "Login audit"), ("/admin/apps", "OIDC 应用", "OIDC apps"),
