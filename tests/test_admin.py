@@ -700,7 +700,7 @@ def test_a_list_longer_than_the_count_limit_says_so_and_still_pages_on(make_app,
     for number in range(1, 6):
         html = browser.get(f"/admin/sync?page={number}").get_data(as_text=True)
         seen += re.findall(r'data-call="(\d+)"', html)
-        assert ("page=%d" % (number + 1) in html) == (number < 5), number  # "next" until the last row
+        assert (f"page={number + 1}" in html) == (number < 5), number  # "next" until the last row
     assert len(seen) == len(set(seen)) == 9
     first = browser.get("/admin/sync?page=1").get_data(as_text=True)
     assert "第 1 / 3+ 页，共 5+ 条" in first
