@@ -297,13 +297,17 @@ def console_pages(stack, *, repeat: int = 5, log=print) -> dict[str, float]:
 
     app = create_app({**{k: v for k, v in stack.config.items()}, "DATABASE_URL": stack.database_url,
                       "ALLOW_INSECURE_IDP": True, "LOCAL_DEV": True, "PUBLIC_URL": stack.bridge_url})
+    import psycopg
+
+    with psycopg.connect(_psycopg_url(stack.database_url)) as conn:
+        tenant_id = sample_rows(conn)["tenant_id"]  # one with users and sessions
     pages = {
         "tenants": lambda: services.tenant_overview(1),
         "tenants (search)": lambda: services.tenant_overview(1, "scale42"),
-        "a tenant's users and sessions": lambda: services.tenant_detail("scale-tenant-000042", 1, 1),
+        "a tenant's users and sessions": lambda: services.tenant_detail(tenant_id, 1, 1),
         "sync log": lambda: services.sync_calls(1),
         "sync log, failures": lambda: services.sync_calls(1, result_code="failed"),
-        "sync log, page 200": lambda: services.sync_calls(200),
+        "sync log, deepest page": lambda: services.sync_calls(services.sync_calls(1).pages),
         "sign-in log": lambda: services.login_events(1),
         "operator audit": lambda: services.audit_entries(1),
     }
@@ -330,6 +334,7 @@ def console_pages(stack, *, repeat: int = 5, log=print) -> dict[str, float]:
 def maintenance_under_load(stack, bench, *, log=print) -> dict:
     """`flask maintenance run` (a subprocess, as cron runs it) started with a timed tenantSync phase."""
     env = stack.bridge_env()
+    bench.healthz(bench.opts.sync_concurrency)  # the sync phase's floor, measured before maintenance starts
     t0 = time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", "flask", "maintenance", "run"], cwd=str(_root()), env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
