@@ -133,6 +133,8 @@ SESSION_RETENTION_DAYS = 30
 AUDIT_RETENTION_DAYS = 180
 # Rows `flask maintenance run` deletes per transaction: small enough that no batch holds locks long.
 MAINTENANCE_BATCH_SIZE = 2000
+# Pause between two full batches: a long first run takes the database's time in turns with the syncs.
+MAINTENANCE_BATCH_PAUSE_MS = 50
 
 # --- operator console (admin/) ---------------------------------------------------------------------
 

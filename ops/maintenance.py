@@ -71,16 +71,18 @@ def run_maintenance(progress: Callable[[str, int], None] | None = None) -> dict[
         "operator_audit": (AuditEntry, AuditEntry.created_at < audit_cutoff),
     }
     batch = max(1, int(cfg["MAINTENANCE_BATCH_SIZE"]))
+    pause = max(0.0, float(cfg["MAINTENANCE_BATCH_PAUSE_MS"]) / 1000)
     removed = {}
     for name, (model, *conditions) in steps.items():
-        removed[name] = _delete_in_batches(name, model, conditions, batch, progress)
+        removed[name] = _delete_in_batches(name, model, conditions, batch, pause, progress)
         log.info("maintenance: %s %d removed", name, removed[name])
     return removed
 
 
-def _delete_in_batches(name: str, model, conditions, batch: int, progress) -> int:
+def _delete_in_batches(name: str, model, conditions, batch: int, pause: float, progress) -> int:
     """DELETE … WHERE key IN (the first `batch` matching keys), committed, until fewer match: each
-    transaction touches at most `batch` rows, whatever the table's size."""
+    transaction touches at most `batch` rows, whatever the table's size. `pause` seconds between
+    full batches leave the database to the sync calls meanwhile."""
     key = list(model.__table__.primary_key.columns)
     total, logged_at = 0, time.monotonic()
     while True:
@@ -99,6 +101,8 @@ def _delete_in_batches(name: str, model, conditions, batch: int, progress) -> in
             logged_at = time.monotonic()
         if not count or count < batch:
             return total
+        if pause:
+            time.sleep(pause)
 
 
 def _tenants_of_released_instances(cutoff):
