@@ -80,7 +80,10 @@ class Loader:
             conn.autocommit = True
             t0 = time.monotonic()
             conn.execute("VACUUM ANALYZE")
-            self.log(f"  scale: VACUUM ANALYZE in {time.monotonic() - t0:.1f} s")
+            # Write the loaded pages out now: otherwise the next checkpoint does it during the first
+            # timed phase, and its CPU is counted as that scenario's PostgreSQL cost.
+            conn.execute("CHECKPOINT")
+            self.log(f"  scale: VACUUM ANALYZE and CHECKPOINT in {time.monotonic() - t0:.1f} s")
         return {"factor": self.factor, "rows": counts, "seconds": round(time.monotonic() - started, 1)}
 
     def _tables(self):
@@ -208,6 +211,8 @@ def hot_queries(sample: dict) -> list[tuple[str, str]]:
             '29990101000000000', {now}, {now}) ON CONFLICT (tenant_id) DO UPDATE SET name = excluded.name,
             domain_name = excluded.domain_name, last_sync_ts = excluded.last_sync_ts, updated_at = excluded.updated_at
             WHERE kg_tenant.last_sync_ts <= excluded.last_sync_ts RETURNING tenant_id"""),
+        ("tenantSync: is the code free", f"""SELECT tenant_id FROM kg_tenant WHERE lower(tenant_code) = 'scale42'
+            AND tenant_id != '{t}' AND deleted_at IS NULL LIMIT 1"""),
         ("nonce insert", f"""INSERT INTO kg_nonce (nonce, expires_at, request_hash) VALUES ('explain-nonce',
             {now} + interval '10 minutes', 'h') ON CONFLICT (nonce) DO NOTHING RETURNING nonce"""),
         ("authSync upsert (one of 500 rows)", f"""INSERT INTO kg_user (tenant_id, user_name, app_id, role, enabled,
@@ -219,8 +224,8 @@ def hot_queries(sample: dict) -> list[tuple[str, str]]:
             result_msg, duration_ms, debug) VALUES ({now}, 'r', 'kit:tenantSync', '{t}', '000000', 'success', 3,
             false) RETURNING id"""),
         ("login: tenant by id", f"SELECT * FROM kg_tenant WHERE tenant_id = '{t}'"),
-        ("login: tenant by code (login page)", "SELECT * FROM kg_tenant WHERE lower(tenant_code) = lower('scale42')"
-                                               " AND tenant_code <> '' AND deleted_at IS NULL"),
+        ("login: tenant by code (login page)", "SELECT * FROM kg_tenant WHERE lower(tenant_code) = 'scale42' "
+                                               "ORDER BY deleted_at IS NOT NULL LIMIT 1"),
         ("login: the tenant's orders' state", f"""SELECT kg_instance.status, kg_instance.expire_time FROM
             kg_tenant_instance LEFT JOIN kg_instance ON kg_instance.instance_id = kg_tenant_instance.instance_id
             WHERE kg_tenant_instance.tenant_id = '{t}'"""),

@@ -36,9 +36,12 @@ class Tenant(Timestamped, db.Model):
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     # People type the code at the login page: two live tenants may not share it in any case.
+    # Lookups by code (the login page, tenantSync's check that a code is free) read all tenants, any
+    # state: they need an index of their own, beside the partial unique one.
     __table_args__ = (Index("uq_kg_tenant_code_live", db.func.lower(tenant_code), unique=True,
                             postgresql_where=db.text("tenant_code <> '' AND deleted_at IS NULL"),
-                            sqlite_where=db.text("tenant_code <> '' AND deleted_at IS NULL")),)
+                            sqlite_where=db.text("tenant_code <> '' AND deleted_at IS NULL")),
+                      Index("ix_kg_tenant_code_lower", db.func.lower(tenant_code)))
 
 
 class TenantInstance(db.Model):
