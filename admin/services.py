@@ -10,7 +10,6 @@ from datetime import timedelta
 from math import ceil
 
 from flask import current_app
-from sqlalchemy import case
 from sqlalchemy.exc import SQLAlchemyError
 
 from admin.errors import AdminError
@@ -24,6 +23,7 @@ from sso.oidc.models import BackchannelLogout, OidcClient
 from sso.sessions import end_sessions
 from tenants import queries
 from tenants.audit import redact
+from tenants.errors import ResultCode
 from tenants.models import Department, Instance, SyncCall, Tenant, TenantApp, TenantInstance, TenantUser
 
 log = logging.getLogger(__name__)
@@ -35,16 +35,23 @@ END_SESSIONS_REASON = "operator"  # what an ended user session says in sso_sessi
 # --- pages of rows --------------------------------------------------------------------------------
 
 
+# Rows a list counts exactly. Past this a list says "10000+" and pages on with "next": counting a
+# table of millions on every page view would cost more than the page itself.
+COUNT_LIMIT = 10_000
+
+
 @dataclass
 class Page:
     items: list
     number: int
     size: int
     total: int
+    capped: bool = False  # there are more than `total` (COUNT_LIMIT) rows
+    more: bool = False  # a row follows this page
 
     @property
     def pages(self) -> int:
-        return max(1, ceil(self.total / self.size))
+        return max(1, ceil(self.total / self.size), self.number if self.capped else 1)
 
     @property
     def has_previous(self) -> bool:
@@ -52,20 +59,53 @@ class Page:
 
     @property
     def has_next(self) -> bool:
-        return self.number < self.pages
+        return self.more
+
+    @property
+    def total_shown(self) -> str:
+        return f"{self.total}+" if self.capped else str(self.total)
+
+    @property
+    def pages_shown(self) -> str:
+        return f"{self.pages}+" if self.capped else str(self.pages)
 
 
 def page_size() -> int:
     return current_app.config.get("ADMIN_PAGE_SIZE", 50)
 
 
+def _count(stmt, limit: int | None = None) -> int:
+    inner = stmt.order_by(None) if limit is None else stmt.order_by(None).limit(limit + 1)
+    return db.session.scalar(db.select(db.func.count()).select_from(inner.subquery()))
+
+
 def paginate(stmt, number: int) -> Page:
+    return paginate_across([stmt], number)
+
+
+def paginate_across(parts: list, number: int) -> Page:
+    """One page of the lists `parts` shown one after the other (each already ordered), counted up
+    to COUNT_LIMIT rows; one row more than a page is read to know whether another follows."""
     size = page_size()
-    total = db.session.scalar(db.select(db.func.count()).select_from(stmt.order_by(None).subquery()))
-    if number > max(1, ceil(total / size)):
+    counts = [_count(part, COUNT_LIMIT) for part in parts]
+    capped = sum(counts) > COUNT_LIMIT
+    total = min(sum(counts), COUNT_LIMIT)
+    if not capped and number > max(1, ceil(total / size)):
         raise AdminError("page_out_of_range", 404)
-    items = list(db.session.execute(stmt.limit(size).offset((number - 1) * size)).scalars())
-    return Page(items, number, size, total)
+    skip, items = (number - 1) * size, []
+    for part, count in zip(parts, counts, strict=True):
+        if count > COUNT_LIMIT and skip >= COUNT_LIMIT:
+            count = _count(part)  # a deep page past a long part: where that part ends matters now
+        if skip >= count:
+            skip -= count
+            continue
+        items += db.session.execute(part.limit(size + 1 - len(items)).offset(skip)).scalars()
+        skip = 0
+        if len(items) > size:
+            break
+    if capped and not items:
+        raise AdminError("page_out_of_range", 404)
+    return Page(items[:size], number, size, total, capped=capped, more=len(items) > size)
 
 
 # --- tenants --------------------------------------------------------------------------------------
@@ -206,15 +246,21 @@ def last_day() -> LastDay:
 
 
 def sync_calls(number: int, tenant_id: str | None = None, result_code: str | None = None) -> Page:
-    """Failures first (what an operator is looking for), then the newest."""
-    stmt = db.select(SyncCall).order_by(case((SyncCall.result_code == "000000", 1), else_=0), SyncCall.id.desc())
+    """Failures first (what an operator is looking for), then the newest. Failures and successes are
+    read as two lists, each newest first along an index (the partial one for failures), and the page
+    is cut across them: no sort of the whole audit table, however long it grows."""
+    stmt = db.select(SyncCall)
     if tenant_id:
         stmt = stmt.filter_by(tenant_id=tenant_id)
+    # Inline, not a bound parameter: PostgreSQL uses a partial index only for a literal it can match.
+    success = db.bindparam("success_code", ResultCode.SUCCESS, literal_execute=True)
+    failed = stmt.where(SyncCall.result_code != success).order_by(SyncCall.id.desc())
     if result_code == "failed":
-        stmt = stmt.where(SyncCall.result_code != "000000")
-    elif result_code:
-        stmt = stmt.filter_by(result_code=result_code)
-    return paginate(stmt, number)
+        return paginate(failed, number)
+    if result_code:
+        return paginate(stmt.filter_by(result_code=result_code).order_by(SyncCall.id.desc()), number)
+    return paginate_across([failed, stmt.where(SyncCall.result_code == success).order_by(SyncCall.id.desc())],
+                           number)
 
 
 def sync_result_codes() -> list[str]:

@@ -19,7 +19,7 @@ from bench.procs import worker_memory
 from bench.scenarios import Bench, Options
 from bench.stack import Stack
 
-SCENARIOS = ("tenantsync", "authsync", "login", "reinitiate", "oidc")
+SCENARIOS = ("tenantsync", "authsync", "login", "reinitiate", "oidc", "attack")
 
 # (scenario prefix, what, check(result, floor) -> (met, shown))
 TARGETS = {
@@ -69,6 +69,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="profile the bridge's workers with py-spy during each timed phase; stacks and summaries in DIR")
     p.add_argument("--pgbouncer", type=int, metavar="POOL", default=None,
                    help="put PgBouncer (transaction pooling, this pool size) between the bridge and PostgreSQL")
+    p.add_argument("--scale", type=float, nargs="?", const=1.0, default=None, metavar="F",
+                   help="then load the database (10,000 tenants, 500,000 users, 1,000,000 audit rows, 200,000 "
+                        "sessions, × F), run the scenarios again and compare (bench/scale.py)")
     p.add_argument("--keep-logs", action="store_true", help="keep the temporary folder with the servers' logs")
     args = p.parse_args(argv)
     if args.duration + args.warmup > 45:
@@ -120,6 +123,32 @@ def table(results: list[dict]) -> str:
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
+def run_scenarios(bench: Bench, stack: Stack, selected: list[str], memory_end: dict) -> None:
+    if stack.workbench_login != "direct":
+        stack.start_bridge("direct")
+    if "tenantsync" in selected:
+        print("bench: tenantSync", flush=True)
+        bench.tenant_sync()
+    if "authsync" in selected:
+        print("bench: authSync", flush=True)
+        bench.auth_sync()
+    if "oidc" in selected:
+        print("bench: OIDC code exchange", flush=True)
+        bench.oidc_token()
+    if "login" in selected or "reinitiate" in selected:
+        print("bench: workbench login floor (bare Authlib client)", flush=True)
+        floor = bench.login_floor()["scenario"]
+        if "login" in selected:
+            print("bench: workbench login, direct", flush=True)
+            bench.login_direct(floor)
+        memory_end["direct"] = worker_memory(stack.bridge.workers())
+        if "reinitiate" in selected:
+            print("bench: workbench login, reinitiate (bridge restarted with that policy)", flush=True)
+            stack.start_bridge("reinitiate")
+            bench.login_reinitiate(floor)
+    memory_end[stack.workbench_login] = worker_memory(stack.bridge.workers())
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     opts = Options(**{f.name: getattr(args, f.name) for f in fields(Options)})
@@ -133,32 +162,25 @@ def main(argv=None) -> int:
                   extra_settings=dict(item.split("=", 1) for item in args.bridge_settings))
     bench = Bench(stack, opts, log=lambda m: print(m, flush=True))
     memory_end: dict[str, list[dict]] = {}
+    scaled: dict | None = None
+    attack: dict | None = None
     status = 0
     try:
         print(f"bench: starting PostgreSQL, the bridge ({args.workers} workers × {args.threads} threads) and the "
               f"simulator ({args.sim_workers} × {args.sim_threads}) in {stack.dir}", flush=True)
         stack.start()
-        if "tenantsync" in selected:
-            print("bench: tenantSync", flush=True)
-            bench.tenant_sync()
-        if "authsync" in selected:
-            print("bench: authSync", flush=True)
-            bench.auth_sync()
-        if "oidc" in selected:
-            print("bench: OIDC code exchange", flush=True)
-            bench.oidc_token()
-        if "login" in selected or "reinitiate" in selected:
-            print("bench: workbench login floor (bare Authlib client)", flush=True)
-            floor = bench.login_floor()["scenario"]
-            if "login" in selected:
-                print("bench: workbench login, direct", flush=True)
-                bench.login_direct(floor)
-            memory_end["direct"] = worker_memory(stack.bridge.workers())
-            if "reinitiate" in selected:
-                print("bench: workbench login, reinitiate (bridge restarted with that policy)", flush=True)
-                stack.start_bridge("reinitiate")
-                bench.login_reinitiate(floor)
-        memory_end[stack.workbench_login] = worker_memory(stack.bridge.workers())
+        run_scenarios(bench, stack, selected, memory_end)
+        if "attack" in selected:
+            from bench.attack import run_attack
+
+            print("bench: attack (one tenant's centre drips; bench/attack.py)", flush=True)
+            attack = run_attack(stack, opts, log=lambda m: print(m, flush=True))
+        if args.scale:
+            from bench.scale import run_scaled
+
+            scaled = run_scaled(stack, lambda: Bench(stack, opts, log=lambda m: print(m, flush=True)),
+                                lambda b: run_scenarios(b, stack, selected, memory_end), args.scale,
+                                oidc_registered="oidc" in selected)
     except (KeyboardInterrupt, Interrupted) as exc:
         print(f"\nbench: interrupted ({exc or 'Ctrl-C'}); stopping the servers", file=sys.stderr, flush=True)
         status = 130
@@ -169,7 +191,7 @@ def main(argv=None) -> int:
         status = 1
     finally:
         stack.stop()
-    if not bench.results:
+    if not bench.results and not attack:
         return status or 1
     add_ratios(bench.results)
     report = {
@@ -181,10 +203,23 @@ def main(argv=None) -> int:
         "wall_seconds": round(time.monotonic() - started, 1),
         "bridge_workers_at_end_mib": memory_end,  # per bridge run (policy): VmRSS now, VmHWM = peak
         "results": bench.results,
+        "attack": attack,  # the hostile-centre scenario: each row quiet and attacked
+        "scaled": scaled,  # --scale: the same scenarios on the loaded database, plans, console, maintenance
     }
     Path(args.output).write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    print()
-    print(table(bench.results))
+    if bench.results:
+        print()
+        print(table(bench.results))
+    if attack:
+        from bench.attack import attack_table
+
+        print("\nbench: one tenant's centre dripping (with the attack vs without):")
+        print(attack_table(attack))
+    if scaled:
+        from bench.scale import summary
+
+        add_ratios(scaled["results"])
+        print(summary(bench.results, scaled, table))
     print(f"\nbench: {report['wall_seconds']} s; results in {args.output}")
     return status
 

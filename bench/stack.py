@@ -124,6 +124,17 @@ class Stack:
     # --- start ----------------------------------------------------------------------------------
 
     def start(self) -> Stack:
+        self.start_database()
+        self.start_bridge("direct")
+        self.start_simulator()
+        self.sim_cli("sync")
+        from simulator import create_app as create_simulator
+
+        self.sim_app = create_simulator(self._sim_settings())
+        return self
+
+    def start_database(self) -> None:
+        """Secrets, PostgreSQL (behind PgBouncer if asked) and the migrations."""
         from keys.rsa import generate_private_key, public_key_for_koogallery, write_private_key
 
         bin_dir = find_pg_bin()
@@ -145,13 +156,6 @@ class Stack:
             self.bouncer = PgBouncer(self.cluster, pool_size=self.pgbouncer_pool).start()
             self.database_url = self.bouncer.url("bridge_bench")
         self.flask("db", "upgrade")
-        self.start_bridge("direct")
-        self.start_simulator()
-        self.sim_cli("sync")
-        from simulator import create_app as create_simulator
-
-        self.sim_app = create_simulator(self._sim_settings())
-        return self
 
     def bridge_env(self, **extra) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "FLASK_", "SIM_", "GUNICORN_"))}

@@ -131,6 +131,10 @@ METRICS_PUBLIC = False
 # `flask maintenance run`: how long ended sessions, delivered logouts and audit rows are kept.
 SESSION_RETENTION_DAYS = 30
 AUDIT_RETENTION_DAYS = 180
+# Rows `flask maintenance run` deletes per transaction: small enough that no batch holds locks long.
+MAINTENANCE_BATCH_SIZE = 2000
+# Pause between two full batches: a long first run takes the database's time in turns with the syncs.
+MAINTENANCE_BATCH_PAUSE_MS = 50
 
 # --- operator console (admin/) ---------------------------------------------------------------------
 

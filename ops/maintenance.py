@@ -1,9 +1,14 @@
-"""`flask maintenance run`: keep the tables bounded. Every step is a plain DELETE of rows past
-their use, so it is safe from cron on every host at once (two runs delete the same rows once)."""
+"""`flask maintenance run`: keep the tables bounded. Every step deletes rows past their use in
+batches of at most MAINTENANCE_BATCH_SIZE rows, each batch its own short transaction, so a table
+of millions of rows is never locked for long and syncs keep answering meanwhile. Safe from cron on
+every host at once (two runs delete the same rows once)."""
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import click
@@ -26,8 +31,12 @@ from tenants.models import (
     TenantUser,
 )
 
+log = logging.getLogger(__name__)
+PROGRESS_LOG_SECONDS = 5  # a long step logs how far it got this often
 
-def run_maintenance() -> dict[str, int]:
+
+def run_maintenance(progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+    """Run every step; `progress(step, removed so far)` is called after each batch."""
     cfg = current_app.config
     now = utcnow()
     session_cutoff = now - timedelta(days=cfg["SESSION_RETENTION_DAYS"])
@@ -35,38 +44,65 @@ def run_maintenance() -> dict[str, int]:
     epoch = int(time.time())
     released = _tenants_of_released_instances(now - timedelta(days=cfg["RELEASED_DATA_RETENTION_DAYS"]))
     steps = {
-        "nonces": db.delete(SeenNonce).where(SeenNonce.expires_at < now),
-        "login_states": db.delete(LoginState).where(LoginState.expires_at < now),
-        "held_sign_ins": db.delete(HeldSignIn).where(HeldSignIn.expires_at < now),
+        "nonces": (SeenNonce, SeenNonce.expires_at < now),
+        "login_states": (LoginState, LoginState.expires_at < now),
+        "held_sign_ins": (HeldSignIn, HeldSignIn.expires_at < now),
         # A released order's people: kept for the retention period (the marketplace asks 15 days
         # for a frozen one), then gone, with their sessions and departments.
-        "released_users": db.delete(TenantUser).where(TenantUser.tenant_id.in_(released)),
-        "released_departments": db.delete(Department).where(Department.tenant_id.in_(released)),
-        "released_sessions": db.delete(UserSession).where(UserSession.tenant_id.in_(released)),
+        "released_users": (TenantUser, TenantUser.tenant_id.in_(released)),
+        "released_departments": (Department, Department.tenant_id.in_(released)),
+        "released_sessions": (UserSession, UserSession.tenant_id.in_(released)),
         # Rate-limit counters of windows that have ended (sso/ratelimit.py).
-        "rate_windows": db.delete(RateWindow).where(
-            RateWindow.window_start < epoch - epoch % max(1, int(cfg["RATE_LIMIT_WINDOW_SECONDS"]))),
-        "sessions": db.delete(UserSession).where(
-            db.or_(UserSession.ended_at < session_cutoff, UserSession.expires_at < session_cutoff)),
-        "oidc_codes": db.delete(OidcAuthorizationCode).where(OidcAuthorizationCode.created_at_ts < epoch - CODE_LIFETIME
-                                                             - 86400),
+        "rate_windows": (RateWindow,
+                         RateWindow.window_start < epoch - epoch % max(1, int(cfg["RATE_LIMIT_WINDOW_SECONDS"]))),
+        "sessions": (UserSession,
+                     db.or_(UserSession.ended_at < session_cutoff, UserSession.expires_at < session_cutoff)),
+        "oidc_codes": (OidcAuthorizationCode, OidcAuthorizationCode.created_at_ts < epoch - CODE_LIFETIME - 86400),
         # A token is kept while its refresh token could still be presented (to detect reuse).
-        "oidc_tokens": db.delete(OidcToken).where(
-            OidcToken.issued_at + OidcToken.expires_in < epoch - 86400,
-            db.or_(OidcToken.refresh_expires_at.is_(None), OidcToken.refresh_expires_at < epoch)),
-        "backchannel_logouts": db.delete(BackchannelLogout).where(db.or_(
+        "oidc_tokens": (OidcToken,
+                        OidcToken.issued_at + OidcToken.expires_in < epoch - 86400,
+                        db.or_(OidcToken.refresh_expires_at.is_(None), OidcToken.refresh_expires_at < epoch)),
+        "backchannel_logouts": (BackchannelLogout, db.or_(
             BackchannelLogout.delivered_at < session_cutoff, BackchannelLogout.given_up_at < session_cutoff)),
-        "sync_calls": db.delete(SyncCall).where(SyncCall.created_at < audit_cutoff),
-        "login_events": db.delete(LoginEvent).where(LoginEvent.created_at < audit_cutoff),
-        "operator_sessions": db.delete(OperatorSession).where(
-            db.or_(OperatorSession.ended_at < session_cutoff, OperatorSession.expires_at < session_cutoff)),
-        "operator_audit": db.delete(AuditEntry).where(AuditEntry.created_at < audit_cutoff),
+        "sync_calls": (SyncCall, SyncCall.created_at < audit_cutoff),
+        "login_events": (LoginEvent, LoginEvent.created_at < audit_cutoff),
+        "operator_sessions": (OperatorSession,
+                              db.or_(OperatorSession.ended_at < session_cutoff, OperatorSession.expires_at < session_cutoff)),
+        "operator_audit": (AuditEntry, AuditEntry.created_at < audit_cutoff),
     }
+    batch = max(1, int(cfg["MAINTENANCE_BATCH_SIZE"]))
+    pause = max(0.0, float(cfg["MAINTENANCE_BATCH_PAUSE_MS"]) / 1000)
     removed = {}
-    for name, statement in steps.items():
-        removed[name] = db.session.execute(statement).rowcount or 0
-        db.session.commit()  # one short transaction per table: no long locks
+    for name, (model, *conditions) in steps.items():
+        removed[name] = _delete_in_batches(name, model, conditions, batch, pause, progress)
+        log.info("maintenance: %s %d removed", name, removed[name])
     return removed
+
+
+def _delete_in_batches(name: str, model, conditions, batch: int, pause: float, progress) -> int:
+    """DELETE … WHERE key IN (the first `batch` matching keys), committed, until fewer match: each
+    transaction touches at most `batch` rows, whatever the table's size. `pause` seconds between
+    full batches leave the database to the sync calls meanwhile."""
+    key = list(model.__table__.primary_key.columns)
+    total, logged_at = 0, time.monotonic()
+    while True:
+        chosen = db.select(*key).where(*conditions).limit(batch)
+        if len(key) == 1:
+            count = db.session.execute(db.delete(model).where(key[0].in_(chosen.scalar_subquery()))).rowcount
+        else:  # a row value IN (subquery) is not portable: the keys travel as parameters
+            keys = db.session.execute(chosen).all()
+            count = db.session.execute(db.delete(model).where(db.tuple_(*key).in_(keys))).rowcount if keys else 0
+        db.session.commit()
+        total += count or 0
+        if count and progress is not None:
+            progress(name, total)
+        if count and time.monotonic() - logged_at > PROGRESS_LOG_SECONDS:
+            log.info("maintenance: %s %d removed so far", name, total)
+            logged_at = time.monotonic()
+        if not count or count < batch:
+            return total
+        if pause:
+            time.sleep(pause)
 
 
 def _tenants_of_released_instances(cutoff):
@@ -89,5 +125,12 @@ def run():
     """Delete expired nonces, login states, codes and tokens, old sessions, delivered logouts, audit
     rows past BRIDGE_AUDIT_RETENTION_DAYS, and the users of orders released more than
     BRIDGE_RELEASED_DATA_RETENTION_DAYS ago. Safe to run from cron on every host."""
-    for name, count in run_maintenance().items():
+    on_tty = sys.stderr.isatty()
+
+    def progress(name: str, count: int) -> None:
+        click.echo(f"\r{name:<22}{count} removed so far", nl=False, err=True)
+
+    for name, count in run_maintenance(progress if on_tty else None).items():
+        if on_tty:
+            click.echo("\r\033[K", nl=False, err=True)
         click.echo(f"{name:<22}{count} removed")

@@ -39,9 +39,12 @@ class Tenant(Timestamped, db.Model):
     domain_id: Mapped[str | None] = mapped_column(String(64))
 
     # People type the code at the login page: two live tenants may not share it in any case.
+    # Lookups by code (the login page, tenantSync's check that a code is free) read all tenants, any
+    # state: they need an index of their own, beside the partial unique one.
     __table_args__ = (Index("uq_kg_tenant_code_live", db.func.lower(tenant_code), unique=True,
                             postgresql_where=db.text("tenant_code <> '' AND deleted_at IS NULL"),
-                            sqlite_where=db.text("tenant_code <> '' AND deleted_at IS NULL")),)
+                            sqlite_where=db.text("tenant_code <> '' AND deleted_at IS NULL")),
+                      Index("ix_kg_tenant_code_lower", db.func.lower(tenant_code)))
 
 
 class TenantInstance(db.Model):
@@ -194,3 +197,7 @@ class SyncCall(db.Model):
     # A debug call (testFlag 1): the marketplace's seller-centre debugging and daily probes.
     debug: Mapped[bool] = mapped_column(Boolean, default=False)
     body: Mapped[str | None] = mapped_column(Text)
+
+    # The console's sync log lists failures first, newest first, along this (admin/services.py).
+    __table_args__ = (Index("ix_kg_sync_call_failed", "id", postgresql_where=db.text("result_code <> '000000'"),
+                            sqlite_where=db.text("result_code <> '000000'")),)

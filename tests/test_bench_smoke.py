@@ -20,18 +20,24 @@ SCENARIOS = ["healthz@4", "tenantSync@4", "healthz@1", "authSync20@1", "oidc_tok
              "login_direct@4", "login_reinitiate@4"]
 
 
-def test_bench_harness_reports_every_scenario(tmp_path):
+def _require_postgres():
     if find_pg_bin() is None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("PostgreSQL binaries not found, and CI requires them")
         pytest.skip("PostgreSQL binaries not found")
-    out = tmp_path / "results.json"
+
+
+def _bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "FLASK_", "SIM_"))}
-    run = subprocess.run(
-        [sys.executable, "-m", "bench", "--duration", "1", "--warmup", "0.3", "--sync-concurrency", "4",
-         "--login-concurrency", "4", "--auth-users", "20", "--tenant-pool", "8", "--sim-workers", "1",
-         "--output", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "bench", "--duration", "1", "--warmup", "0.3", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_bench_harness_reports_every_scenario(tmp_path):
+    _require_postgres()
+    out = tmp_path / "results.json"
+    run = _bench("--sync-concurrency", "4", "--login-concurrency", "4", "--auth-users", "20", "--tenant-pool", "8",
+                 "--sim-workers", "1", "--only", "tenantsync,authsync,login,reinitiate,oidc", "--output", str(out))
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["complete"] is True
@@ -55,3 +61,40 @@ def test_bench_harness_reports_every_scenario(tmp_path):
     for name, port in report["ports"].items():
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", port)) != 0, f"the {name} still listens on {port}"
+
+
+def test_scaled_database_and_dripping_centre_runs(tmp_path):
+    """`--scale` on a tiny load (× 0.001) and the attack scenario, a second a phase: the rows are
+    loaded, the scenarios run again on them, every hot query has a plan, maintenance removes the
+    expired part while syncs run; while one tenant's centre drips, /healthz, signed tenantSyncs and
+    another tenant's logins are all answered, each within 2 s."""
+    _require_postgres()
+    out = tmp_path / "results.json"
+    run = _bench("--sync-concurrency", "4", "--login-concurrency", "4", "--tenant-pool", "8", "--sim-workers", "1",
+                 "--only", "tenantsync,login,attack", "--scale", "0.001", "--output", str(out), timeout=240)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["complete"] is True
+    scaled = report["scaled"]
+    assert scaled["load"]["rows"]["kg_user"] == 500 and scaled["load"]["rows"]["kg_sync_call"] == 600
+    assert scaled["load"]["rows"]["sso_session"] == 200 and scaled["load"]["rows"]["kg_tenant"] == 10
+    assert [r["scenario"] for r in scaled["results"]] == [r["scenario"] for r in report["results"]]
+    assert all(r["ok"] > 0 and r["errors"] == 0 for r in scaled["results"]), scaled["results"]
+    plans = {p["query"]: p for p in scaled["plans"]}
+    assert all(p["plan"] for p in plans.values()) and "session per request" in plans
+    assert "Index Scan using pk_sso_session" in "\n".join(plans["session per request"]["plan"])
+    assert set(scaled["console_ms"]) >= {"tenants", "sync log", "sign-in log", "operator audit"}
+    maintenance = scaled["maintenance"]
+    # About half of the loaded audit rows are older than the 180-day retention, most sessions are old.
+    assert 200 < maintenance["removed"]["sync_calls"] < 400 and maintenance["removed"]["sessions"] > 100
+    assert maintenance["sync"]["ok"] > 0 and maintenance["sync"]["errors"] == 0
+    assert "against the empty database:" in run.stdout and "flask maintenance run:" in run.stdout
+
+    attack = report["attack"]
+    assert attack["centre_calls"] >= 4  # the centre really held the bridge's calls
+    assert attack["attacker_outcomes"].get("503 idp_busy", 0) > 0  # the bulkhead turned the rest away
+    assert [r["scenario"] for r in attack["attacked"]] == ["healthz@8 attacked", "tenantSync@8 attacked",
+                                                           "login_direct@4 attacked"]
+    for row in attack["attacked"]:
+        assert row["ok"] > 0 and row["errors"] == 0 and row["p99_ms"] < 2000, row
+    assert "one tenant's centre dripping" in run.stdout

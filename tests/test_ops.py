@@ -14,8 +14,9 @@ from app import create_app
 from common.clock import utcnow
 from extensions import db
 from ops.logs import JsonFormatter
+from ops.maintenance import run_maintenance
 from sso.models import LoginState, UserSession
-from tenants.models import SeenNonce, SyncCall
+from tenants.models import Instance, InstanceStatus, SeenNonce, SyncCall, TenantInstance, TenantUser
 from tests import factories as f
 from tests.helpers import ok
 
@@ -180,6 +181,47 @@ def test_maintenance_removes_only_what_is_past_its_use(app, kg, runner):
         assert db.session.scalar(db.select(db.func.count()).select_from(SyncCall)) == 1
     again = runner.invoke(args=["maintenance", "run"]).output  # idempotent
     assert "nonces                0 removed" in again
+
+
+def test_maintenance_deletes_exactly_the_expired_rows_in_bounded_batches(make_app, caplog):
+    app = make_app(MAINTENANCE_BATCH_SIZE=3)
+    now = utcnow()
+    with app.app_context():
+        db.session.add_all(
+            [SyncCall(request_id=f"old{i}", interface="kit:tenantSync", result_code="000000", result_msg="ok",
+                      duration_ms=1, created_at=now - timedelta(days=181 + i)) for i in range(10)]
+            + [SyncCall(request_id=f"new{i}", interface="kit:tenantSync", result_code="000000", result_msg="ok",
+                        duration_ms=1, created_at=now - timedelta(days=179)) for i in range(2)]
+            + [SeenNonce(nonce=f"old{i}", expires_at=now - timedelta(seconds=1 + i)) for i in range(7)]
+            + [SeenNonce(nonce="live", expires_at=now + timedelta(minutes=5))]
+            + [UserSession(id_hash=f"{i:064d}", tenant_id="t", user_name="u", expires_at=now - timedelta(days=31),
+                           ended_at=now - timedelta(days=31)) for i in range(4)]
+            + [UserSession(id_hash="f" * 64, tenant_id="t", user_name="u", expires_at=now + timedelta(hours=1))]
+            # A released order's users (composite key) past the retention period; another tenant's stay.
+            + [Instance(instance_id="gone", order_id="o", order_line_id="l", status=InstanceStatus.RELEASED,
+                        released_at=now - timedelta(days=16)),
+               TenantInstance(tenant_id="released", instance_id="gone")]
+            + [TenantUser(tenant_id="released", user_name=f"u{i}", last_sync_ts="20260101000000000")
+               for i in range(5)]
+            + [TenantUser(tenant_id="kept", user_name="u0", last_sync_ts="20260101000000000")])
+        db.session.commit()
+        seen: dict[str, list[int]] = {}
+        with caplog.at_level(logging.INFO, logger="ops.maintenance"):
+            removed = run_maintenance(lambda step, count: seen.setdefault(step, []).append(count))
+        assert (removed["sync_calls"], removed["nonces"], removed["sessions"], removed["released_users"]) == (
+            10, 7, 4, 5)
+        # Batches of at most 3 rows, each committed on its own.
+        assert seen["sync_calls"] == [3, 6, 9, 10] and seen["nonces"] == [3, 6, 7]
+        assert seen["sessions"] == [3, 4] and seen["released_users"] == [3, 5]
+        assert "oidc_codes" not in seen  # nothing to delete, no progress
+        assert "maintenance: sync_calls 10 removed" in caplog.text
+        left = {c.request_id for c in db.session.execute(db.select(SyncCall)).scalars()}
+        assert left == {"new0", "new1"}
+        assert [n.nonce for n in db.session.execute(db.select(SeenNonce)).scalars()] == ["live"]
+        assert [s.id_hash for s in db.session.execute(db.select(UserSession)).scalars()] == ["f" * 64]
+        assert [(u.tenant_id, u.user_name) for u in db.session.execute(db.select(TenantUser)).scalars()] == [
+            ("kept", "u0")]
+        assert set(run_maintenance().values()) == {0}  # nothing left to do
 
 
 def test_pages_carry_security_headers(client):
