@@ -9,10 +9,12 @@ import pytest
 from sqlalchemy import event, text
 
 from admin import services as console
+from app import create_app
 from extensions import db
 from tenants import queries
 from tenants.models import SyncCall
 from tenants.services import _check_code_free
+from tests.helpers import truncate_all
 
 
 def _statements(app, run, marker: str) -> list[tuple[str, dict]]:
@@ -39,10 +41,15 @@ def _plan(statement: str, parameters) -> str:
 
 
 @pytest.fixture
-def pg_app(make_app, database_url):
-    if not database_url.startswith("postgresql"):
-        pytest.skip("query plans are PostgreSQL's")
-    return make_app()
+def pg_app(base_config, postgres_url):
+    """PostgreSQL only (the plans are its planner's), so no SQLite variant to skip."""
+    truncate_all(base_config, postgres_url)
+    app = create_app({**base_config, "DATABASE_URL": postgres_url})
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    truncate_all(base_config, postgres_url)
 
 
 def test_tenant_code_lookups_of_login_and_tenant_sync_use_an_index(pg_app):

@@ -1,16 +1,16 @@
 """indexes the data's growth needs: tenant codes by lower(code) (login page and tenantSync's
 uniqueness check read it on every call), and the console's sync log failures (partial index)
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02 12:00:00
 
 """
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0008'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
