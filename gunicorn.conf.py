@@ -35,3 +35,9 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker):
+    from keys import warn_if_key_missing
+
+    warn_if_key_missing(worker.wsgi)

@@ -29,16 +29,22 @@ def init_app(app: Flask) -> None:
         from config import ConfigError
 
         raise ConfigError(f"SSO Bridge cannot start:\n  - {exc}") from None
-    if private_key is None:
-        # Not fatal: `flask keys generate` must be able to run first. applicationSync answers
-        # 000101 with this reason until the key exists.
-        log.warning("rsa_private_key_missing path=%s hint='run flask keys generate'", path)
+    # A missing key is not fatal: `flask keys generate` must be able to run first, and
+    # applicationSync answers 000101 until the key exists (warn_if_key_missing says so at serving).
     app.extensions["bridge_keys"] = KeyRing(private_key, path, SecretBox(app.config["DATA_KEYS"]))
 
     from keys import models  # noqa: F401  (signing keys table)
     from keys.cli import keys_cli
 
     app.cli.add_command(keys_cli)
+
+
+def warn_if_key_missing(app) -> None:
+    """Logged where the bridge serves (each gunicorn worker), not in every CLI command: `flask keys
+    generate` has no key to warn about yet. A no-op for the other apps gunicorn.conf.py serves."""
+    ring = getattr(app, "extensions", {}).get("bridge_keys")
+    if ring is not None and ring.private_key is None:
+        log.warning("rsa_private_key_missing path=%s hint='run flask keys generate'", ring.private_key_file)
 
 
 def keyring() -> KeyRing:
