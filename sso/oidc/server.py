@@ -20,9 +20,10 @@ from common.clock import utcnow
 from common.metrics import OIDC_TOKENS
 from extensions import db
 from keys.signing import active_signing_key
-from sso.admission import live_instance_of, session_refusal
+from sso.admission import live_instance_in, live_instance_of, session_refusal
 from sso.models import UserSession
 from sso.oidc.models import OidcAuthorizationCode, OidcClient, OidcToken, secret_hash
+from tenants import queries
 from tenants.models import Tenant
 
 SCOPES = ("openid", "profile", "email", "phone", "koogallery")
@@ -49,9 +50,11 @@ def session_sid(session_hash: str) -> str:
 
 @dataclass
 class OidcUser:
-    """What Authlib calls the user: a live bridge session."""
+    """What Authlib calls the user: a live bridge session (and, when already read, its tenant's
+    order links, so a token request reads them once)."""
 
     session: UserSession
+    orders: list | None = None
 
     def get_user_id(self) -> str:
         return subject(self.session.tenant_id, self.session.user_name)
@@ -59,9 +62,12 @@ class OidcUser:
 
 def user_for_session_hash(session_hash: str) -> OidcUser | None:
     user_session = db.session.get(UserSession, session_hash)
-    if user_session is None or session_refusal(user_session) is not None:
+    if user_session is None:
         return None
-    return OidcUser(user_session)
+    orders = queries.orders_of(user_session.tenant_id)
+    if session_refusal(user_session, orders=orders) is not None:
+        return None
+    return OidcUser(user_session, orders)
 
 
 def claims_for(user: OidcUser, scope: str) -> dict:
@@ -78,7 +84,8 @@ def claims_for(user: OidcUser, scope: str) -> dict:
         tenant = db.session.get(Tenant, s.tenant_id)
         info.update(tenant=s.tenant_id, tenant_code=tenant.tenant_code if tenant else None,
                     tenant_name=tenant.name if tenant else None, role=s.role, org_code=s.org_code,
-                    org_name=s.org_name, instance_id=live_instance_of(s.tenant_id))
+                    org_name=s.org_name, instance_id=live_instance_of(s.tenant_id) if user.orders is None
+                    else live_instance_in(user.orders, utcnow()))
     return {k: v for k, v in info.items() if v is not None}
 
 
@@ -215,7 +222,9 @@ def _save_token(token, request):
         code_hash=code.code if code is not None else (previous.code_hash if previous is not None else None),
         refresh_expires_at=int(time.time()) + cfg["OIDC_REFRESH_TOKEN_LIFETIME"] if token.get("refresh_token") else None,
     ))
-    db.session.commit()
+    # No commit here: both grants call next what spends their credential (delete_authorization_code,
+    # revoke_old_credential), which commits the token with it: one transaction, and never a token
+    # whose code or refresh token is still unspent.
     OIDC_TOKENS.labels("refresh_token" if previous is not None else "authorization_code").inc()
 
 
