@@ -2,7 +2,8 @@
 shared machine. The same stack as `python -m bench` (PostgreSQL, the simulator under gunicorn as
 the centres), but the bridge runs in this process behind Flask's test client, one call at a time:
 CPU of this thread per operation (`time.thread_time`, so the simulator and PostgreSQL are not in
-it), SQL statements and commits per operation, and optionally a cProfile of each scenario."""
+it), SQL statements and commits per operation, and with `--profile` a cProfile of each scenario
+and its Python function calls per operation (a count: steady however loaded the machine is)."""
 
 from __future__ import annotations
 
@@ -33,17 +34,22 @@ SCENARIOS = ("tenantsync", "authsync", "login", "reinitiate", "oidc")
 class Counts:
     def __init__(self):
         self.statements = self.commits = 0
+        self.last: list[str] = []  # the statements since the last `mark()`, for --show-sql
 
-    def on_statement(self, *_args, **_kw):
+    def mark(self):
+        self.last = []
+
+    def on_statement(self, _conn, _cursor, statement, *_args, **_kw):
         self.statements += 1
+        self.last.append(" ".join(statement.split())[:160])
 
     def on_commit(self, *_args, **_kw):
         self.commits += 1
 
 
 class InProcess:
-    def __init__(self, stack: Stack, calls: int, profile_dir: str | None):
-        self.stack, self.calls, self.profile_dir = stack, calls, profile_dir
+    def __init__(self, stack: Stack, calls: int, profile_dir: str | None, show_sql: bool = False):
+        self.stack, self.calls, self.profile_dir, self.show_sql = stack, calls, profile_dir, show_sql
         self.clock = SyncClock()
         self.results: list[dict] = []
         for name, value in stack.bridge_env().items():
@@ -69,6 +75,7 @@ class InProcess:
         box = {"cpu": 0.0}
 
         def clock(fn, *args, **kwargs):
+            self.counts.mark()
             if profiler:
                 profiler.enable()
             t0 = time.thread_time()
@@ -86,9 +93,15 @@ class InProcess:
         self.results.append(result)
         print(f"  {name}: {result['cpu_ms_per_op']} ms/op, {result['sql_statements_per_op']} statements, "
               f"{result['commits_per_op']} commits per op ({ops} ops)", flush=True)
+        if self.show_sql:
+            print("    statements of the last timed request:\n" + "\n".join(f"      {q}" for q in self.counts.last))
         if profiler:
             out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(60)
+            stats = pstats.Stats(profiler, stream=out)
+            # Python function calls per operation: a count, so it does not move with the machine's load.
+            result["python_calls_per_op"] = round(stats.total_calls / ops)
+            print(f"    {result['python_calls_per_op']} Python function calls per op", flush=True)
+            stats.sort_stats("cumulative").print_stats(60)
             Path(self.profile_dir).mkdir(parents=True, exist_ok=True)
             (Path(self.profile_dir) / f"{name}.txt").write_text(out.getvalue(), encoding="utf-8")
             profiler.dump_stats(str(Path(self.profile_dir) / f"{name}.prof"))
@@ -236,6 +249,7 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {', '.join(SCENARIOS)}")
     p.add_argument("--profile", dest="profile_dir", metavar="DIR", help="cProfile each scenario into DIR")
     p.add_argument("--log-level", default="INFO", help="BRIDGE_LOG_LEVEL of the in-process bridge")
+    p.add_argument("--show-sql", action="store_true", help="print the SQL of the last operation of each scenario")
     p.add_argument("--output", help="write the figures as JSON here")
     args = p.parse_args(argv)
     selected = args.only.split(",")
@@ -244,7 +258,7 @@ def main(argv=None) -> int:
     try:
         print(f"bench.inprocess: starting PostgreSQL and the simulator in {stack.dir}", flush=True)
         stack.start()
-        bench = InProcess(stack, args.calls, args.profile_dir)
+        bench = InProcess(stack, args.calls, args.profile_dir, args.show_sql)
         steps = {"tenantsync": bench.tenant_sync, "authsync": bench.auth_sync, "login": bench.login_direct,
                  "reinitiate": bench.login_reinitiate, "oidc": bench.oidc_token}
         for name in SCENARIOS:

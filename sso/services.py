@@ -27,7 +27,7 @@ from sso.errors import LoginError
 from sso.identity import Identity, claim, identity_from
 from sso.models import LoginEvent, LoginState
 from tenants import queries
-from tenants.models import Tenant
+from tenants.models import Tenant, TenantApp
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,10 @@ def find_tenant_by_instance(instance_id: str) -> Tenant:
 
 def client_for(tenant: Tenant) -> Client:
     """The tenant's OAuth client from applicationSync (BRIDGE_APP_ID picks one if several)."""
-    app = queries.credentials(tenant.tenant_id, current_app.config.get("APP_ID"))
+    return _client(tenant, queries.credentials(tenant.tenant_id, current_app.config.get("APP_ID")))
+
+
+def _client(tenant: Tenant, app: TenantApp | None) -> Client:
     if app is None:
         raise LoginError("app_missing", "no applicationSync credentials", tenant_id=tenant.tenant_id)
     try:
@@ -175,9 +178,9 @@ def complete_login(tenant_id: str, code: str, *, redirect_uri: str | None,
     """Exchange the code at the tenant's authentication centre and decide admission."""
     if not code or len(code) > 2048:
         raise LoginError("code_missing", "no usable code", tenant_id=tenant_id)
-    tenant = queries.tenant(tenant_id)
+    tenant, app = queries.tenant_and_credentials(tenant_id, current_app.config.get("APP_ID"))
     admission.check_tenant(tenant)
-    client = client_for(tenant)
+    client = _client(tenant, app)
     db.session.commit()  # no transaction held open across the outbound calls
     try:
         tokens = auth_centre().exchange_code(client, code, redirect_uri, code_verifier)
