@@ -27,7 +27,7 @@ from sso.errors import LoginError
 from sso.identity import Identity, claim, identity_from
 from sso.models import LoginEvent, LoginState
 from tenants import queries
-from tenants.models import Tenant, TenantApp
+from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,7 @@ def find_tenant_by_instance(instance_id: str) -> Tenant:
 
 def client_for(tenant: Tenant) -> Client:
     """The tenant's OAuth client from applicationSync (BRIDGE_APP_ID picks one if several)."""
-    return _client(tenant, queries.credentials(tenant.tenant_id, current_app.config.get("APP_ID")))
-
-
-def _client(tenant: Tenant, app: TenantApp | None) -> Client:
+    app = queries.credentials(tenant.tenant_id, current_app.config.get("APP_ID"))
     if app is None:
         raise LoginError("app_missing", "no applicationSync credentials", tenant_id=tenant.tenant_id)
     try:
@@ -178,9 +175,9 @@ def complete_login(tenant_id: str, code: str, *, redirect_uri: str | None,
     """Exchange the code at the tenant's authentication centre and decide admission."""
     if not code or len(code) > 2048:
         raise LoginError("code_missing", "no usable code", tenant_id=tenant_id)
-    tenant, app = queries.tenant_and_credentials(tenant_id, current_app.config.get("APP_ID"))
+    tenant = queries.tenant(tenant_id)
     admission.check_tenant(tenant)
-    client = _client(tenant, app)
+    client = client_for(tenant)
     db.session.commit()  # no transaction held open across the outbound calls
     try:
         tokens = auth_centre().exchange_code(client, code, redirect_uri, code_verifier)

@@ -36,24 +36,14 @@ def orders_of(tenant_id: str) -> list[tuple[str, Instance | None]]:
         .where(TenantInstance.tenant_id == tenant_id).order_by(TenantInstance.created_at.desc()))]
 
 
-def _usable_app(app_id: str | None):
-    usable = [TenantApp.deleted_at.is_(None), TenantApp.client_secret_enc.is_not(None), TenantApp.client_id.is_not(None)]
-    return usable + [TenantApp.app_id == app_id] if app_id else usable
-
-
 def credentials(tenant_id: str, app_id: str | None) -> TenantApp | None:
     """The tenant's newest usable OAuth client (of `app_id` when the deployment names one)."""
-    return db.session.execute(db.select(TenantApp).where(TenantApp.tenant_id == tenant_id, *_usable_app(app_id))
-                              .order_by(TenantApp.last_sync_ts.desc()).limit(1)).scalars().first()
-
-
-def tenant_and_credentials(tenant_id: str, app_id: str | None) -> tuple[Tenant | None, TenantApp | None]:
-    """`tenant()` and `credentials()` in one query (a login's reads before its outbound calls)."""
-    row = db.session.execute(
-        db.select(Tenant, TenantApp)
-        .outerjoin(TenantApp, db.and_(TenantApp.tenant_id == Tenant.tenant_id, *_usable_app(app_id)))
-        .where(Tenant.tenant_id == tenant_id).order_by(TenantApp.last_sync_ts.desc()).limit(1)).first()
-    return (row[0], row[1]) if row else (None, None)
+    stmt = (db.select(TenantApp).filter_by(tenant_id=tenant_id, deleted_at=None)
+            .where(TenantApp.client_secret_enc.is_not(None), TenantApp.client_id.is_not(None))
+            .order_by(TenantApp.last_sync_ts.desc()))
+    if app_id:
+        stmt = stmt.filter_by(app_id=app_id)
+    return db.session.execute(stmt).scalars().first()
 
 
 def user(tenant_id: str, user_name: str) -> TenantUser | None:
