@@ -155,11 +155,12 @@ def _stored_and_code_holder(tenant_id: str, tenant_code: str | None) -> tuple[st
     """The tenant's stored domainName and code, and the other live tenant that holds `tenant_code`
     (None: the code is free), in one query. People type the code at the login page, so two live
     tenants may not share it in any case (the unique index uq_kg_tenant_code_live backs this up
-    against races, and the `<> ''` term lets the query use it). A re-send for the same tenant is
-    no conflict: repeats stay idempotent."""
+    against races; the `<> ''` term, a literal so that a prepared statement's generic plan can
+    prove the index's predicate too, lets the query use it). A re-send for the same tenant is no
+    conflict: repeats stay idempotent."""
     where = Tenant.tenant_id == tenant_id
     if tenant_code:
-        where = where | ((db.func.lower(Tenant.tenant_code) == tenant_code.lower()) & (Tenant.tenant_code != "")
+        where = where | ((db.func.lower(Tenant.tenant_code) == tenant_code.lower()) & (Tenant.tenant_code != db.literal_column("''"))
                          & Tenant.deleted_at.is_(None) & (Tenant.tenant_id != tenant_id))
     rows = db.session.execute(db.select(Tenant.tenant_id, Tenant.domain_name, Tenant.tenant_code).where(where)).all()
     stored = next((r for r in rows if r.tenant_id == tenant_id), None)
