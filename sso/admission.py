@@ -142,9 +142,11 @@ def check_centre_tenant(tenant: Tenant, centre_tenant: str | None, user_name: st
                      tenant_id=tenant.tenant_id, user_name=user_name)
 
 
-def session_refusal(user_session: UserSession, now: datetime | None = None) -> str | None:
+def session_refusal(user_session: UserSession, now: datetime | None = None, *,
+                    orders: list[tuple[str, Instance | None]] | None = None) -> str | None:
     """Why this session may not be used any more, or None. Checked on every signed-in request, so
-    a revocation takes effect even if its signal was missed."""
+    a revocation takes effect even if its signal was missed. `orders`: the tenant's order links,
+    when the caller has already read them in this transaction."""
     now = now or utcnow()
     if user_session.ended_at is not None:
         return user_session.end_reason or "ended"
@@ -153,7 +155,8 @@ def session_refusal(user_session: UserSession, now: datetime | None = None) -> s
     if aware(user_session.last_seen_at) + timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"]) <= now:
         return "idle"
     tenant = queries.tenant(user_session.tenant_id)
-    orders = queries.orders_of(user_session.tenant_id)
+    if orders is None:
+        orders = queries.orders_of(user_session.tenant_id)
     reason = tenant_refusal(tenant, orders, now)
     if reason:
         return reason
@@ -165,7 +168,9 @@ def session_refusal(user_session: UserSession, now: datetime | None = None) -> s
 
 def live_instance_of(tenant_id: str, now: datetime | None = None) -> str | None:
     """The order a signed-in user is using: the newest one that admits logins, else the newest."""
-    orders = queries.orders_of(tenant_id)
-    now = now or utcnow()
+    return live_instance_in(queries.orders_of(tenant_id), now or utcnow())
+
+
+def live_instance_in(orders: list[tuple[str, Instance | None]], now: datetime) -> str | None:
     return next((iid for iid, i in orders if i is not None and instance_admits(i, now)),
                 orders[0][0] if orders else None)

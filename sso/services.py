@@ -91,14 +91,14 @@ def start_login(tenant: Tenant, *, browser_token: str, redirect_uri: str, next_u
     cfg = current_app.config
     client_hash = hash_token(client or "-")[:32]
     now = utcnow()
-    open_states = db.select(db.func.count()).select_from(LoginState).where(LoginState.expires_at > now,
-                                                                           LoginState.used_at.is_(None))
-    if (db.session.scalar(open_states.where(LoginState.client_hash == client_hash))
-            >= cfg["LOGIN_STATES_PER_CLIENT"] or db.session.scalar(open_states) >= cfg["LOGIN_STATES_TOTAL"]):
+    of_client, in_total = db.session.execute(
+        db.select(db.func.count().filter(LoginState.client_hash == client_hash), db.func.count())
+        .select_from(LoginState).where(LoginState.expires_at > now, LoginState.used_at.is_(None))).one()
+    if of_client >= cfg["LOGIN_STATES_PER_CLIENT"] or in_total >= cfg["LOGIN_STATES_TOTAL"]:
         raise LoginError("too_many_logins", "open login states over the cap", tenant_id=tenant.tenant_id)
     state = new_state()
     verifier = secrets.token_urlsafe(48) if cfg["IDP_USE_PKCE"] else None
-    db.session.add(LoginState(
+    db.session.execute(db.insert(LoginState.__table__), dict(
         state_hash=hash_token(state), browser_hash=hash_token(browser_token), tenant_id=tenant.tenant_id,
         redirect_uri=redirect_uri, next_url=next_url, client_hash=client_hash, reinitiated=reinitiated,
         code_verifier_enc=keyring().data.encrypt(verifier) if verifier else None,
@@ -206,9 +206,9 @@ def record_login_event(outcome: str, *, request_id: str, reason: str | None = No
     """The audit row; with commit=False it joins the caller's transaction (a new session and its
     "success" row commit together)."""
     try:
-        db.session.add(LoginEvent(request_id=request_id, outcome=outcome, reason=reason, tenant_id=tenant_id,
-                                  user_name=user_name, detail=(detail or "")[:255] or None,
-                                  remote_addr=(remote_addr or "")[:64] or None))
+        db.session.execute(db.insert(LoginEvent.__table__), dict(
+            request_id=request_id, outcome=outcome, reason=reason, tenant_id=tenant_id, user_name=user_name,
+            detail=(detail or "")[:255] or None, remote_addr=(remote_addr or "")[:64] or None))
         if commit:
             db.session.commit()
     except SQLAlchemyError:

@@ -149,10 +149,10 @@ def apply_tenant_sync(body: dict, *, allow_insecure_idp: bool, allowed_networks=
     elif tenant_code:  # a modify that names the code fills it in when we had none
         update["tenant_code"] = lambda call, stored: db.func.coalesce(db.func.nullif(stored.tenant_code, ""),
                                                                       call.tenant_code)
-    previous_domain, previous_code = db.session.execute(
-        db.select(Tenant.domain_name, Tenant.tenant_code).filter_by(tenant_id=tenant_id)).first() or (None, None)
-    if tenant_code and (flag == ADD or not previous_code):  # only when this call may set the code
-        _check_code_free(tenant_id, tenant_code)
+    previous_domain, previous_code, code_holder = _stored_and_code_holder(tenant_id, tenant_code)
+    if code_holder is not None and (flag == ADD or not previous_code):  # only when this call may set the code
+        raise invalid(f"tenantCode {tenant_code!r} is already used by another live tenant ({code_holder}); "
+                      "tenant codes are unique regardless of case")
     if not apply_if_newer(Tenant, [row], tuple(key), update=update):
         return _ignored(outcome, test)
     if previous_domain and previous_domain != domain:
@@ -164,16 +164,21 @@ def apply_tenant_sync(body: dict, *, allow_insecure_idp: bool, allowed_networks=
     return outcome
 
 
-def _check_code_free(tenant_id: str, tenant_code: str) -> None:
-    """People type the code at the login page, so two live tenants may not share it in any case
-    (the unique index uq_kg_tenant_code_live backs this up against races). A re-send for the same
-    tenant is no conflict: repeats stay idempotent."""
-    other = db.session.scalar(db.select(Tenant.tenant_id).where(
-        db.func.lower(Tenant.tenant_code) == tenant_code.lower(), Tenant.tenant_id != tenant_id,
-        Tenant.deleted_at.is_(None)).limit(1))
-    if other is not None:
-        raise invalid(f"tenantCode {tenant_code!r} is already used by another live tenant ({other}); "
-                      "tenant codes are unique regardless of case")
+def _stored_and_code_holder(tenant_id: str, tenant_code: str | None) -> tuple[str | None, str | None, str | None]:
+    """The tenant's stored domainName and code, and the other live tenant that holds `tenant_code`
+    (None: the code is free), in one query. People type the code at the login page, so two live
+    tenants may not share it in any case (the unique index uq_kg_tenant_code_live backs this up
+    against races; the `<> ''` term, a literal so that a prepared statement's generic plan can
+    prove the index's predicate too, lets the query use it). A re-send for the same tenant is no
+    conflict: repeats stay idempotent."""
+    where = Tenant.tenant_id == tenant_id
+    if tenant_code:
+        where = where | ((db.func.lower(Tenant.tenant_code) == tenant_code.lower()) & (Tenant.tenant_code != db.literal_column("''"))
+                         & Tenant.deleted_at.is_(None) & (Tenant.tenant_id != tenant_id))
+    rows = db.session.execute(db.select(Tenant.tenant_id, Tenant.domain_name, Tenant.tenant_code).where(where)).all()
+    stored = next((r for r in rows if r.tenant_id == tenant_id), None)
+    holder = next((r.tenant_id for r in rows if r.tenant_id != tenant_id), None)
+    return (stored.domain_name if stored else None, stored.tenant_code if stored else None, holder)
 
 
 # --- kit: applicationSync ------------------------------------------------------------------------

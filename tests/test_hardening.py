@@ -105,6 +105,22 @@ def test_tenant_codes_are_unique_case_insensitively_and_resends_stay_idempotent(
     ok(kg.kit("tenantSync", f.tenant_sync(tenantId="t-other", tenantCode="acme")))
 
 
+def test_a_modify_fills_in_a_missing_code_only_when_no_live_tenant_holds_it(app, kg):
+    ok(kg.kit("tenantSync", f.tenant_sync(tenantCode="Acme")))
+    # A modify for a tenant the bridge has not seen yet stores it without a code.
+    ok(kg.kit("tenantSync", f.tenant_sync(tenantId="t-other", flag=2, tenantCode="", timeStamp="20220413093539600")))
+    taken = kg.kit("tenantSync", f.tenant_sync(tenantId="t-other", flag=2, tenantCode="ACME",
+                                               timeStamp="20220413093539700"))
+    assert code_of(taken) == "000002" and "t-other" not in taken.get_json()["resultMsg"]
+    assert f.TENANT in taken.get_json()["resultMsg"]  # names the tenant that holds the code
+    ok(kg.kit("tenantSync", f.tenant_sync(tenantId="t-other", flag=2, tenantCode="Other",
+                                          timeStamp="20220413093539800")))
+    # A tenant that has its code keeps it: naming another's code in a modify is no conflict.
+    ok(kg.kit("tenantSync", f.tenant_sync(tenantId="t-other", flag=2, tenantCode="acme", name="Renamed",
+                                          timeStamp="20220413093539900")))
+    assert {t.tenant_id: (t.tenant_code, t.name) for t in rows(app, Tenant)}["t-other"] == ("Other", "Renamed")
+
+
 def test_the_database_refuses_two_live_tenants_with_one_code(app):
     from sqlalchemy.exc import IntegrityError
 

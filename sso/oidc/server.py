@@ -20,9 +20,10 @@ from common.clock import utcnow
 from common.metrics import OIDC_TOKENS
 from extensions import db
 from keys.signing import active_signing_key
-from sso.admission import live_instance_of, session_refusal
+from sso.admission import live_instance_in, live_instance_of, session_refusal
 from sso.models import UserSession
 from sso.oidc.models import OidcAuthorizationCode, OidcClient, OidcToken, secret_hash
+from tenants import queries
 from tenants.models import Tenant
 
 SCOPES = ("openid", "profile", "email", "phone", "koogallery")
@@ -49,9 +50,12 @@ def session_sid(session_hash: str) -> str:
 
 @dataclass
 class OidcUser:
-    """What Authlib calls the user: a live bridge session."""
+    """What Authlib calls the user: a live bridge session (and, when already read, its tenant and
+    the tenant's order links, so a token request reads them once)."""
 
     session: UserSession
+    orders: list | None = None
+    tenant: Tenant | None = None
 
     def get_user_id(self) -> str:
         return subject(self.session.tenant_id, self.session.user_name)
@@ -59,9 +63,14 @@ class OidcUser:
 
 def user_for_session_hash(session_hash: str) -> OidcUser | None:
     user_session = db.session.get(UserSession, session_hash)
-    if user_session is None or session_refusal(user_session) is not None:
+    if user_session is None:
         return None
-    return OidcUser(user_session)
+    # Held here: the session's identity map keeps only what someone references, and the ID token
+    # built later in the request needs the tenant again.
+    tenant, orders = queries.tenant(user_session.tenant_id), queries.orders_of(user_session.tenant_id)
+    if session_refusal(user_session, orders=orders) is not None:
+        return None
+    return OidcUser(user_session, orders, tenant)
 
 
 def claims_for(user: OidcUser, scope: str) -> dict:
@@ -75,10 +84,11 @@ def claims_for(user: OidcUser, scope: str) -> dict:
     if "phone" in scopes and s.mobile:
         info["phone_number"] = s.mobile
     if "koogallery" in scopes:
-        tenant = db.session.get(Tenant, s.tenant_id)
+        tenant = user.tenant if user.tenant is not None else db.session.get(Tenant, s.tenant_id)
         info.update(tenant=s.tenant_id, tenant_code=tenant.tenant_code if tenant else None,
                     tenant_name=tenant.name if tenant else None, role=s.role, org_code=s.org_code,
-                    org_name=s.org_name, instance_id=live_instance_of(s.tenant_id))
+                    org_name=s.org_name, instance_id=live_instance_of(s.tenant_id) if user.orders is None
+                    else live_instance_in(user.orders, utcnow()))
     return {k: v for k, v in info.items() if v is not None}
 
 
@@ -126,8 +136,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return row
 
     def delete_authorization_code(self, authorization_code):
-        authorization_code.used_at = utcnow()
-        db.session.commit()
+        authorization_code.used_at = utcnow()  # committed by the token view with the new tokens
 
     def authenticate_user(self, authorization_code):
         return user_for_session_hash(authorization_code.session_hash)
@@ -154,8 +163,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return user_for_session_hash(refresh_token.session_hash)
 
     def revoke_old_credential(self, refresh_token):
-        refresh_token.revoke()
-        db.session.commit()
+        refresh_token.revoke()  # committed by the token view with the new tokens
 
 
 def revoke_tokens(**where) -> int:
@@ -215,7 +223,9 @@ def _save_token(token, request):
         code_hash=code.code if code is not None else (previous.code_hash if previous is not None else None),
         refresh_expires_at=int(time.time()) + cfg["OIDC_REFRESH_TOKEN_LIFETIME"] if token.get("refresh_token") else None,
     ))
-    db.session.commit()
+    # No commit here: the token view commits once the whole answer (ID token included) is built,
+    # with the spent code or refresh token: one transaction, and never a token whose credential is
+    # still unspent.
     OIDC_TOKENS.labels("refresh_token" if previous is not None else "authorization_code").inc()
 
 

@@ -143,7 +143,15 @@ def _authorize_error(error: OAuth2Error):
 
 @bp.post("/oidc/token")
 def token():
-    return authorization_server().create_token_response()
+    response = authorization_server().create_token_response()
+    # The grants spend the code or refresh token and save the new tokens without committing; one
+    # commit after the ID token is built, so building it reads no expired rows again. A refusal
+    # keeps nothing of its request (the replay revocations commit on their own).
+    if response.status_code == 200:
+        db.session.commit()
+    else:
+        db.session.rollback()
+    return response
 
 
 @bp.route("/oidc/userinfo", methods=["GET", "POST"])
