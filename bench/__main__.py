@@ -21,15 +21,31 @@ from bench.stack import Stack
 
 SCENARIOS = ("tenantsync", "authsync", "login", "reinitiate", "oidc", "attack")
 
-# (scenario prefix, what, check(result, floor) -> (met, shown))
+# Issue #11's targets, per scenario prefix: (what, check(result, floor)). CPU is the bridge
+# workers' per operation; ratios are against the floor measured in the same run.
+
+
+def _cpu_at_most(ms):
+    return lambda r, f: (r["cpu_ms_per_op"].get("bridge") or float("inf")) <= ms
+
+
+def _ratio_at_least(x):
+    return lambda r, f: ((r.get("vs_floor") or {}).get("throughput") or 0) >= x
+
+
+def _p99_below(ms):
+    return lambda r, f: r["p99_ms"] is not None and r["p99_ms"] < ms
+
+
 TARGETS = {
-    "tenantSync": [("≥ 500/s", lambda r, f: r["throughput_per_s"] >= 500),
-                   ("p99 < 50 ms", lambda r, f: r["p99_ms"] is not None and r["p99_ms"] < 50)],
-    "authSync": [("p99 < 250 ms", lambda r, f: r["p99_ms"] is not None and r["p99_ms"] < 250)],
-    "login_direct": [("≥ 150/s", lambda r, f: r["throughput_per_s"] >= 150),
-                     ("≤ 25% over floor", lambda r, f: r.get("overhead_vs_floor_percent") is not None
-                      and r["overhead_vs_floor_percent"] <= 25)],
+    "tenantSync": [("CPU ≤ 1.2 ms", _cpu_at_most(1.2)), ("≥ 0.45 × floor", _ratio_at_least(0.45)),
+                   ("p99 < 50 ms", _p99_below(50))],
+    "authSync": [("CPU ≤ 30 ms", _cpu_at_most(30)), ("p99 < 60 ms", _p99_below(60))],
+    "login_direct": [("CPU ≤ 3.5 ms", _cpu_at_most(3.5)), ("≥ 0.65 × floor", _ratio_at_least(0.65))],
+    "login_reinitiate": [("CPU ≤ 6 ms", _cpu_at_most(6)), ("≥ 0.45 × floor", _ratio_at_least(0.45))],
+    "oidc_token": [("CPU ≤ 2.5 ms", _cpu_at_most(2.5)), ("≥ 0.35 × floor", _ratio_at_least(0.35))],
 }
+RSS_TARGET_MIB = 110  # peak resident memory per bridge worker, every scenario
 
 
 class Interrupted(Exception):
@@ -104,6 +120,10 @@ def add_ratios(results: list[dict]) -> None:
         r["targets"] = [{"target": text, "met": bool(check(r, floor))} for text, check in checks]
     for r in results:
         r.setdefault("targets", [])
+        rss = r.get("bridge_worker_peak_rss_mib") or {}
+        if r.get("floor") and rss:
+            r["targets"].append({"target": f"RSS ≤ {RSS_TARGET_MIB} MiB",
+                                 "met": max(rss.values()) <= RSS_TARGET_MIB})
 
 
 def table(results: list[dict]) -> str:
