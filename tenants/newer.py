@@ -66,13 +66,33 @@ def apply_if_newer(model, rows: list[dict], key: tuple[str, ...], update: Iterab
     set_ |= {stored[VERSION]: call[VERSION], stored.test_flag: call.test_flag}
     if "updated_at" in stored:
         set_[stored.updated_at] = utcnow()  # ON CONFLICT DO UPDATE does not run Python-side onupdate
+    as_arrays = len(rows) >= ARRAY_ROWS and db.session.get_bind().dialect.name == "postgresql"
+    if as_arrays:
+        stmt = stmt.from_select(list(rows[0]), _unnest(table, rows))
     stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=set_, where=guard(stored, call[VERSION], call.test_flag))
     stmt = stmt.returning(*(table.c[c] for c in key))
     connection = db.session.connection()
     # Core, not the ORM unit of work: this is the hot path of every sync call. Several rows go as
     # parameters of one compiled statement (SQLAlchemy's "insertmanyvalues").
-    result = connection.execute(stmt, rows[0]) if len(rows) == 1 else connection.execute(stmt, rows)
+    if as_arrays:
+        result = connection.execute(stmt)
+    else:
+        result = connection.execute(stmt, rows[0]) if len(rows) == 1 else connection.execute(stmt, rows)
     return {tuple(r) for r in result}
+
+
+# From this many rows on, PostgreSQL gets one array per column instead of one parameter per value:
+# an authSync of 500 users is then 17 parameters, not 8,500 that psycopg adapts one by one.
+ARRAY_ROWS = 32
+
+
+def _unnest(table, rows: list[dict]):
+    """SELECT * FROM unnest(col1[], col2[], …): the rows (all with the same keys) as a derived table."""
+    names = list(rows[0])
+    arrays = [db.cast(db.bindparam(None, [r[n] for r in rows], type_=postgresql.ARRAY(table.c[n].type)),
+                      postgresql.ARRAY(table.c[n].type)) for n in names]
+    source = db.func.unnest(*arrays).table_valued(*names).render_derived()
+    return db.select(*(source.c[n] for n in names))
 
 
 def tombstone_unlisted(model, *, tenant_id: str, key_column: str, listed: Iterable[str], ts: str,

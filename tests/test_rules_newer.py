@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 
 from extensions import db
@@ -97,6 +98,52 @@ def test_several_rows_in_one_call_report_the_keys_written(ctx):
     db.session.commit()
     assert written == {("t1",), ("t3",)}
     assert [stored(t)[0] for t in ("t1", "t2", "t3")] == ["new", "kept", "new"]
+
+
+def test_a_large_batch_follows_the_same_rule(ctx):
+    """From newer.ARRAY_ROWS rows on, PostgreSQL gets the rows as arrays: same outcome, row by row."""
+    count = newer.ARRAY_ROWS + 8
+    ids = [f"t{i:03}" for i in range(count)]
+    newer.apply_if_newer(Tenant, [tenant_row("20240101000000005", "stored", tid=t) for t in ids[:10]],
+                         ("tenant_id",), ["name"])
+    newer.apply_if_newer(Tenant, [tenant_row("20240101000000005", "debug", tid=t, test=True) for t in ids[10:20]],
+                         ("tenant_id",), ["name"])
+    db.session.commit()
+    gone = db.session.get(Tenant, ids[0]).created_at
+    rows = [{**tenant_row("20240101000000004" if i < 5 else "20240101000000006", f"new {i}", tid=t,
+                          test=10 <= i < 15), "deleted_at": gone if i % 2 else None}
+            for i, t in enumerate(ids)]
+    sent = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        written = newer.apply_if_newer(Tenant, rows, ("tenant_id",), ["name", "deleted_at"])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    db.session.commit()
+    if db.engine.dialect.name == "postgresql":  # one statement, a parameter per column (and timestamp), not per value
+        assert len(sent) == 1 and "unnest(" in sent[0][0] and len(sent[0][1]) <= len(rows[0]) + 3, sent
+    assert written == {(t,) for t in ids[5:]}  # the five older ones are kept
+    assert [stored(t)[0] for t in ids[:6]] == ["stored"] * 5 + ["new 5"]
+    assert stored(ids[12]) == ("new 12", "20240101000000006", True)  # debug over debug
+    assert stored(ids[17]) == ("new 17", "20240101000000006", False)  # production over debug
+    assert stored(ids[-1]) == (f"new {count - 1}", "20240101000000006", False)
+    db.session.expire_all()
+    assert db.session.get(Tenant, ids[7]).deleted_at is not None and db.session.get(Tenant, ids[8]).deleted_at is None
+    assert db.session.get(Tenant, ids[-1]).created_at is not None
+
+
+def test_a_large_batch_of_debug_calls_never_changes_production_rows(ctx):
+    ids = [f"p{i:03}" for i in range(newer.ARRAY_ROWS)]
+    newer.apply_if_newer(Tenant, [tenant_row("20240101000000001", "production", tid=t) for t in ids],
+                         ("tenant_id",), ["name"])
+    written = newer.apply_if_newer(Tenant, [tenant_row("20240101000000009", "debug", tid=t, test=True) for t in ids],
+                                   ("tenant_id",), ["name"])
+    db.session.commit()
+    assert written == set() and {stored(t) for t in ids} == {("production", "20240101000000001", False)}
 
 
 def test_columns_not_named_keep_their_stored_value(ctx):

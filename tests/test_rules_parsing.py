@@ -51,6 +51,17 @@ def test_bodies_that_are_not_a_storable_json_object_are_refused(raw, message):
     assert refusal(parsing.parse_json_object, raw, max_depth=10) == refused(message)
 
 
+@pytest.mark.parametrize("raw", [b'{"a":"x\x00"}', '{"a":"x\ud800"}'.encode("utf-8", "surrogatepass")])
+def test_raw_nul_and_surrogate_bytes_are_refused_before_any_field_is_read(raw):
+    code, message = refusal(parsing.parse_json_object, raw, max_depth=5)
+    assert code == "000002" and message.startswith(("body is not valid JSON: Invalid control character",
+                                                    "body is not UTF-8")), message
+
+
+def test_an_escaped_backslash_before_u_is_text_not_an_escape():
+    assert parsing.parse_json_object(rb'{"a":"\\u0000"}', max_depth=2) == {"a": "\\u0000"}
+
+
 def test_an_identical_repeated_key_is_harmless():
     # Huawei's own singleOrgSync example repeats instanceId with the same value.
     assert parsing.parse_json_object(b'{"instanceId":"i1","instanceId":"i1"}', max_depth=3) == {"instanceId": "i1"}
