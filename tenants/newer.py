@@ -15,6 +15,7 @@ processes end in one row: the conflicting inserts wait for each other's row lock
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -27,13 +28,18 @@ VERSION = "last_sync_ts"
 Update = object | Callable
 
 
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def dialect_name() -> str:
+    name = db.session.get_bind().dialect.name
+    if name not in _INSERTS:
+        raise RuntimeError(f"unsupported database dialect {name}")
+    return name
+
+
 def dialect_insert(table):
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"unsupported database dialect {dialect}")
+    return _INSERTS[dialect_name()](table)
 
 
 def guard(stored, version, test):
@@ -44,9 +50,25 @@ def guard(stored, version, test):
     return (stored[VERSION] <= version) & (stored.test_flag | ~test)
 
 
+# The column functions below are made once per column (lru_cache), so an `update` that uses them
+# is the same value call after call and its statement is built once (`_upsert`).
+
+
+@lru_cache
 def keep_first(column: str):
     """For tombstones: the first deletion time stays."""
     return lambda call, stored: db.func.coalesce(stored[column], call[column])
+
+
+@lru_cache
+def fill_if_blank(column: str):
+    """The stored value unless it is empty or NULL, then the call's."""
+    return lambda call, stored: db.func.coalesce(db.func.nullif(stored[column], ""), call[column])
+
+
+@lru_cache
+def set_null(column: str):
+    return lambda call, stored: None
 
 
 def apply_if_newer(model, rows: list[dict], key: tuple[str, ...], update: Iterable[str] | dict) -> set[tuple]:
@@ -56,29 +78,40 @@ def apply_if_newer(model, rows: list[dict], key: tuple[str, ...], update: Iterab
     debug flag, which every write sets), or maps columns to SQL functions of (call, stored)."""
     if not rows:
         return set()
-    table = model.__table__
-    stmt = dialect_insert(table)
-    call, stored = stmt.excluded, table.c
-    changes = update if isinstance(update, dict) else {c: None for c in update}
-    # Columns, not names, as keys: a misspelt name would pass on SQLite (names are case-insensitive
-    # there) and fail only on PostgreSQL.
-    set_ = {stored[c]: (fn(call, stored) if callable(fn) else call[c]) for c, fn in changes.items()}
-    set_ |= {stored[VERSION]: call[VERSION], stored.test_flag: call.test_flag}
-    if "updated_at" in stored:
-        set_[stored.updated_at] = utcnow()  # ON CONFLICT DO UPDATE does not run Python-side onupdate
-    as_arrays = len(rows) >= ARRAY_ROWS and db.session.get_bind().dialect.name == "postgresql"
-    if as_arrays:
-        stmt = stmt.from_select(list(rows[0]), _unnest(table, rows))
-    stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=set_, where=guard(stored, call[VERSION], call.test_flag))
-    stmt = stmt.returning(*(table.c[c] for c in key))
+    changes = update if isinstance(update, dict) else dict.fromkeys(update)
+    dialect = dialect_name()
+    shape = (model.__table__, tuple(key), tuple(changes.items()), dialect)
     connection = db.session.connection()
     # Core, not the ORM unit of work: this is the hot path of every sync call. Several rows go as
     # parameters of one compiled statement (SQLAlchemy's "insertmanyvalues").
-    if as_arrays:
-        result = connection.execute(stmt)
+    if len(rows) >= ARRAY_ROWS and dialect == "postgresql":
+        result = connection.execute(_upsert(*shape, tuple(rows[0])), _arrays(rows))
+    elif len(rows) == 1:
+        result = connection.execute(_upsert(*shape), rows[0])
     else:
-        result = connection.execute(stmt, rows[0]) if len(rows) == 1 else connection.execute(stmt, rows)
+        result = connection.execute(_upsert(*shape), rows)
     return {tuple(r) for r in result}
+
+
+@lru_cache(maxsize=256)
+def _upsert(table, key: tuple[str, ...], changes: tuple, dialect: str, array_columns: tuple[str, ...] = ()):
+    """The guarded upsert, built once per shape (table, key, columns and their functions): building
+    the SQL expression costs more than running it. With `array_columns`, the rows come as one array
+    parameter per column (`_arrays`)."""
+    stmt = _INSERTS[dialect](table)
+    call, stored = stmt.excluded, table.c
+    # Columns, not names, as keys: a misspelt name would pass on SQLite (names are case-insensitive
+    # there) and fail only on PostgreSQL.
+    set_ = {stored[c]: (fn(call, stored) if callable(fn) else call[c]) for c, fn in changes}
+    set_ |= {stored[VERSION]: call[VERSION], stored.test_flag: call.test_flag}
+    if "updated_at" in stored:
+        # ON CONFLICT DO UPDATE runs no Python-side onupdate: the row the call would have inserted
+        # carries the time (its column default).
+        set_[stored.updated_at] = call.updated_at
+    if array_columns:
+        stmt = stmt.from_select(list(array_columns), _unnest(table, array_columns))
+    stmt = stmt.on_conflict_do_update(index_elements=list(key), set_=set_, where=guard(stored, call[VERSION], call.test_flag))
+    return stmt.returning(*(table.c[c] for c in key))
 
 
 # From this many rows on, PostgreSQL gets one array per column instead of one parameter per value:
@@ -86,13 +119,16 @@ def apply_if_newer(model, rows: list[dict], key: tuple[str, ...], update: Iterab
 ARRAY_ROWS = 32
 
 
-def _unnest(table, rows: list[dict]):
-    """SELECT * FROM unnest(col1[], col2[], …): the rows (all with the same keys) as a derived table."""
-    names = list(rows[0])
-    arrays = [db.cast(db.bindparam(None, [r[n] for r in rows], type_=postgresql.ARRAY(table.c[n].type)),
+def _unnest(table, names: tuple[str, ...]):
+    """SELECT * FROM unnest(:col1, :col2, …): rows given as one array per column, as a derived table."""
+    arrays = [db.cast(db.bindparam(f"rows_{n}", type_=postgresql.ARRAY(table.c[n].type)),
                       postgresql.ARRAY(table.c[n].type)) for n in names]
     source = db.func.unnest(*arrays).table_valued(*names).render_derived()
     return db.select(*(source.c[n] for n in names))
+
+
+def _arrays(rows: list[dict]) -> dict:
+    return {f"rows_{n}": [r[n] for r in rows] for n in rows[0]}
 
 
 def tombstone_unlisted(model, *, tenant_id: str, key_column: str, listed: Iterable[str], ts: str,
@@ -112,8 +148,12 @@ def insert_missing(model, rows: list[dict], key_columns: tuple[str, ...]) -> set
     that are never updated (nonces, order links, instances)."""
     if not rows:
         return set()
-    table = model.__table__
-    stmt = dialect_insert(table).on_conflict_do_nothing().returning(*(table.c[c] for c in key_columns))
+    stmt = _insert_or_skip(model.__table__, tuple(key_columns), dialect_name())
     connection = db.session.connection()
     result = connection.execute(stmt, rows[0]) if len(rows) == 1 else connection.execute(stmt, rows)
     return {tuple(r) for r in result}
+
+
+@lru_cache(maxsize=64)
+def _insert_or_skip(table, key_columns: tuple[str, ...], dialect: str):
+    return _INSERTS[dialect](table).on_conflict_do_nothing().returning(*(table.c[c] for c in key_columns))

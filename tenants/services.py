@@ -30,7 +30,7 @@ from tenants.models import (
     TenantInstance,
     TenantUser,
 )
-from tenants.newer import apply_if_newer, insert_missing, keep_first, tombstone_unlisted
+from tenants.newer import apply_if_newer, fill_if_blank, insert_missing, keep_first, set_null, tombstone_unlisted
 from tenants.signals import centre_changed, revoke_access
 
 log = logging.getLogger(__name__)
@@ -75,10 +75,14 @@ def claim_nonce(nonce: str, fingerprint: str, ttl_seconds: int) -> Resend | None
     return Resend(json.loads(seen.answer))
 
 
+_REMEMBER_ANSWER = db.update(SeenNonce).where(SeenNonce.nonce == db.bindparam("seen_nonce")).values(
+    answer=db.bindparam("answer"))
+
+
 def remember_answer(nonce: str, answer: dict) -> None:
     """Stored with the change, in its transaction: the answer a re-send will get."""
-    db.session.execute(db.update(SeenNonce).where(SeenNonce.nonce == nonce)
-                       .values(answer=json.dumps(answer, ensure_ascii=False, separators=(",", ":"))))
+    db.session.connection().execute(_REMEMBER_ANSWER, {
+        "seen_nonce": nonce, "answer": json.dumps(answer, ensure_ascii=False, separators=(",", ":"))})
 
 
 def purge_expired_nonces(now: datetime | None = None) -> int:
@@ -145,10 +149,9 @@ def apply_tenant_sync(body: dict, *, allow_insecure_idp: bool, allowed_networks=
     row = dict(key, tenant_code=tenant_code or "", name=name, domain_name=domain, test_flag=test, last_sync_ts=ts)
     update = {"name": None, "domain_name": None}  # modify: only name and domainName
     if flag == ADD:
-        update |= {"tenant_code": None, "deleted_at": lambda call, stored: None}
+        update |= {"tenant_code": None, "deleted_at": set_null("deleted_at")}
     elif tenant_code:  # a modify that names the code fills it in when we had none
-        update["tenant_code"] = lambda call, stored: db.func.coalesce(db.func.nullif(stored.tenant_code, ""),
-                                                                      call.tenant_code)
+        update["tenant_code"] = fill_if_blank("tenant_code")
     previous_domain, previous_code, code_holder = _stored_and_code_holder(tenant_id, tenant_code)
     if code_holder is not None and (flag == ADD or not previous_code):  # only when this call may set the code
         raise invalid(f"tenantCode {tenant_code!r} is already used by another live tenant ({code_holder}); "
@@ -164,6 +167,13 @@ def apply_tenant_sync(body: dict, *, allow_insecure_idp: bool, allowed_networks=
     return outcome
 
 
+# Built once (building a statement costs more than running it); a NULL code matches nobody.
+_STORED_AND_CODE_HOLDER = db.select(Tenant.tenant_id, Tenant.domain_name, Tenant.tenant_code).where(
+    (Tenant.tenant_id == db.bindparam("tenant_id"))
+    | ((db.func.lower(Tenant.tenant_code) == db.bindparam("code")) & (Tenant.tenant_code != db.literal_column("''"))
+       & Tenant.deleted_at.is_(None) & (Tenant.tenant_id != db.bindparam("tenant_id"))))
+
+
 def _stored_and_code_holder(tenant_id: str, tenant_code: str | None) -> tuple[str | None, str | None, str | None]:
     """The tenant's stored domainName and code, and the other live tenant that holds `tenant_code`
     (None: the code is free), in one query. People type the code at the login page, so two live
@@ -171,11 +181,8 @@ def _stored_and_code_holder(tenant_id: str, tenant_code: str | None) -> tuple[st
     against races; the `<> ''` term, a literal so that a prepared statement's generic plan can
     prove the index's predicate too, lets the query use it). A re-send for the same tenant is no
     conflict: repeats stay idempotent."""
-    where = Tenant.tenant_id == tenant_id
-    if tenant_code:
-        where = where | ((db.func.lower(Tenant.tenant_code) == tenant_code.lower()) & (Tenant.tenant_code != db.literal_column("''"))
-                         & Tenant.deleted_at.is_(None) & (Tenant.tenant_id != tenant_id))
-    rows = db.session.execute(db.select(Tenant.tenant_id, Tenant.domain_name, Tenant.tenant_code).where(where)).all()
+    rows = db.session.connection().execute(_STORED_AND_CODE_HOLDER, {
+        "tenant_id": tenant_id, "code": tenant_code.lower() if tenant_code else None}).all()
     stored = next((r for r in rows if r.tenant_id == tenant_id), None)
     holder = next((r.tenant_id for r in rows if r.tenant_id != tenant_id), None)
     return (stored.domain_name if stored else None, stored.tenant_code if stored else None, holder)
