@@ -240,7 +240,9 @@ def _refresh(user_session: UserSession) -> None:
         db.update(UserSession).where(UserSession.id_hash == user_session.id_hash, UserSession.ended_at.is_(None),
                                      db.or_(UserSession.refresh_claimed_until.is_(None),
                                             UserSession.refresh_claimed_until < now))
-        .values(refresh_claimed_until=now + REFRESH_CLAIM)).rowcount
+        .values(refresh_claimed_until=now + REFRESH_CLAIM)
+        # No in-Python evaluation against the loaded row: SQLite gives naive times, `now` is aware.
+        .execution_options(synchronize_session=False)).rowcount
     if not claimed:
         db.session.rollback()
         return
