@@ -38,8 +38,8 @@ def dialect_name() -> str:
     return name
 
 
-def dialect_insert(table):
-    return _INSERTS[dialect_name()](table)
+def dialect_insert(table, dialect: str | None = None):
+    return _INSERTS[dialect or dialect_name()](table)
 
 
 def guard(stored, version, test):
@@ -98,7 +98,7 @@ def _upsert(table, key: tuple[str, ...], changes: tuple, dialect: str, array_col
     """The guarded upsert, built once per shape (table, key, columns and their functions): building
     the SQL expression costs more than running it. With `array_columns`, the rows come as one array
     parameter per column (`_arrays`)."""
-    stmt = _INSERTS[dialect](table)
+    stmt = dialect_insert(table, dialect)
     call, stored = stmt.excluded, table.c
     # Columns, not names, as keys: a misspelt name would pass on SQLite (names are case-insensitive
     # there) and fail only on PostgreSQL.
@@ -156,4 +156,4 @@ def insert_missing(model, rows: list[dict], key_columns: tuple[str, ...]) -> set
 
 @lru_cache(maxsize=64)
 def _insert_or_skip(table, key_columns: tuple[str, ...], dialect: str):
-    return _INSERTS[dialect](table).on_conflict_do_nothing().returning(*(table.c[c] for c in key_columns))
+    return dialect_insert(table, dialect).on_conflict_do_nothing().returning(*(table.c[c] for c in key_columns))

@@ -9,18 +9,13 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
-import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import requests
-
 from tests.pg import free_port
-from tests.servers import ROOT
+from tests.servers import ROOT, ServerInTempDir
 
 RECIPE = ROOT / "deploy" / "apache" / "sso-bridge-oidc.conf"
 MODULES_DIR = Path("/usr/lib/apache2/modules")
@@ -68,27 +63,15 @@ class EchoApp:
         self.server.server_close()
 
 
-class Apache:
+class Apache(ServerInTempDir):
     """`apache2 -f <temp>/httpd.conf -DFOREGROUND` with the recipe's variables Defined."""
 
     def __init__(self, binary: str, *, port: int, variables: dict[str, str], log_level: str = "warn"):
+        super().__init__("sso-apache-")
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        # Not under pytest's tmp_path: when the suite runs as root, Apache's children run as www-data
-        # and need to reach their runtime files (pytest's base directory is 0700).
-        self.dir = Path(tempfile.mkdtemp(prefix="sso-apache-"))
-        self.dir.chmod(0o755)
         (self.dir / "httpd.conf").write_text(self._config(variables, log_level))
-        self._out = open(self.dir / "stdout.log", "wb")
-        self.process = subprocess.Popen([binary, "-d", str(self.dir), "-f", str(self.dir / "httpd.conf"),
-                                         "-DFOREGROUND"], stdout=self._out,
-                                        stderr=subprocess.STDOUT, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-                                                                       "LANG": "C"})
-        try:
-            self._wait()
-        except Exception:
-            self.stop()  # also removes the temporary ServerRoot
-            raise
+        self.start([binary, "-d", str(self.dir), "-f", str(self.dir / "httpd.conf"), "-DFOREGROUND"],
+                   {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C"}, port, "/loggedout", timeout=30)
 
     def _config(self, variables: dict[str, str], log_level: str) -> str:
         lines = [f'ServerRoot "{self.dir}"', "ServerName 127.0.0.1", f"Listen 127.0.0.1:{self.port}",
@@ -110,42 +93,12 @@ class Apache:
         lines.append(f'Include "{RECIPE}"')
         return "\n".join(lines) + "\n"
 
-    def _wait(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"apache exited with {self.process.returncode}: {self.log_text()}")
-            try:
-                if requests.get(f"{self.url}/loggedout", timeout=1).status_code == 200:
-                    return
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"apache on {self.url} did not answer in {timeout}s: {self.log_text()}")
-
     def access_log(self) -> str:
         path = self.dir / "access.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     def log_text(self) -> str:
-        parts = []
-        for name in ("stdout.log", "error.log"):
-            path = self.dir / name
-            if path.exists():
-                parts.append(f"--- {name}\n{path.read_text(errors='replace')[-6000:]}")
-        return "\n".join(parts)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if not self._out.closed:
-            self._out.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        return super().log_text(tail=6000)
 
 
 def config_test(binary: str, config: str, directory: Path) -> subprocess.CompletedProcess:

@@ -180,6 +180,15 @@ def app(make_app):
 
 
 @pytest.fixture
+def app_ctx(app):
+    """Inside an app context on an empty database (each database), settings at their defaults; the
+    rule tests call the modules directly here."""
+    with app.app_context():
+        yield app
+        db.session.rollback()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

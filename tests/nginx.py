@@ -9,14 +9,9 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
-import requests
-
-from tests.servers import ROOT
+from tests.servers import ROOT, ServerInTempDir
 
 SITE = ROOT / "deploy" / "nginx-sso-bridge.conf"
 APT_COMMAND = "sudo apt-get update && sudo apt-get install -y nginx"
@@ -69,15 +64,13 @@ def limit_conn_per_client() -> int:
     return int(found.group(1))
 
 
-class Nginx:
+class Nginx(ServerInTempDir):
     """`nginx -p <temp> -c <temp>/nginx.conf` in the foreground, in front of 127.0.0.1:`upstream_port`."""
 
+    stop_signal = signal.SIGQUIT  # graceful: finish what is in flight
+
     def __init__(self, binary: str, *, port: int, upstream_port: int):
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        # Not under pytest's tmp_path: as root, nginx's workers run as nobody and need their temp dirs.
-        self.dir = Path(tempfile.mkdtemp(prefix="sso-nginx-"))
-        self.dir.chmod(0o755)
+        super().__init__("sso-nginx-")
         (self.dir / "site.conf").write_text(derive_site(port=port, upstream_port=upstream_port, log_dir=self.dir))
         temp_paths = "".join(f"    {kind}_temp_path {self.dir}/{kind};\n"
                              for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
@@ -85,45 +78,5 @@ class Nginx:
             f"daemon off;\nworker_processes 1;\npid {self.dir}/nginx.pid;\nerror_log {self.dir}/error.log warn;\n"
             "events { worker_connections 2048; }\n"
             f"http {{\n{temp_paths}    include {self.dir}/site.conf;\n}}\n")
-        self._out = open(self.dir / "stdout.log", "wb")
-        self.process = subprocess.Popen([binary, "-p", str(self.dir), "-e", str(self.dir / "error.log"),
-                                         "-c", str(self.dir / "nginx.conf")], stdout=self._out,
-                                        stderr=subprocess.STDOUT)
-        try:
-            self._wait()
-        except Exception:
-            self.stop()
-            raise
-
-    def _wait(self, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nginx exited with {self.process.returncode}: {self.log_text()}")
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except (requests.ConnectionError, requests.Timeout):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"nginx on {self.url} did not answer in {timeout}s: {self.log_text()}")
-
-    def log_text(self) -> str:
-        parts = []
-        for name in ("stdout.log", "error.log"):
-            path = self.dir / name
-            if path.exists():
-                parts.append(f"--- {name}\n{path.read_text(errors='replace')[-4000:]}")
-        return "\n".join(parts)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGQUIT)  # graceful: finish what is in flight
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if not self._out.closed:
-            self._out.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.start([binary, "-p", str(self.dir), "-e", str(self.dir / "error.log"), "-c", str(self.dir / "nginx.conf")],
+                   None, port, "/healthz", timeout=20)

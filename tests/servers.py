@@ -4,8 +4,11 @@ health URL answers, stopped at teardown."""
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -17,15 +20,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class LiveServer:
-    def __init__(self, args: list[str], env: dict, port: int, health_path: str = "/healthz", log_path=None):
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, args: list[str], env: dict | None, port: int, health_path: str = "/healthz", log_path=None,
+                 *, timeout: float = 60):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
         self._log = open(log_path, "wb") if log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        self._wait(health_path)
+        try:
+            self._wait(health_path, timeout)
+        except Exception:
+            self.stop()
+            raise
 
-    def _wait(self, health_path: str, timeout: float = 60) -> None:
+    def _wait(self, health_path: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -36,7 +46,6 @@ class LiveServer:
             except (requests.ConnectionError, requests.Timeout):
                 pass  # not listening yet, or a worker still booting
             time.sleep(0.1)
-        self.stop()
         raise RuntimeError(f"server on {self.url} not healthy after {timeout}s; log: {self.log_text()}")
 
     def log_text(self) -> str:
@@ -44,7 +53,7 @@ class LiveServer:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(self.stop_signal)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -52,6 +61,27 @@ class LiveServer:
                 self.process.wait()
         if self._log is not subprocess.DEVNULL:
             self._log.close()
+
+
+class ServerInTempDir(LiveServer):
+    """A third-party server (nginx, Apache) whose configuration, pid and logs live in a directory of
+    its own, removed at stop. Not under pytest's tmp_path: as root, their workers drop to an
+    unprivileged user and must reach these files (pytest's base directory is 0700)."""
+
+    def __init__(self, prefix: str):
+        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
+        self.dir.chmod(0o755)
+
+    def start(self, args: list[str], env: dict | None, port: int, health_path: str, timeout: float) -> None:
+        super().__init__(args, env, port, health_path, self.dir / "stdout.log", timeout=timeout)
+
+    def log_text(self, tail: int = 4000) -> str:
+        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-tail:]}"
+                         for path in (self.dir / "stdout.log", self.dir / "error.log") if path.exists())
+
+    def stop(self) -> None:
+        super().stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def bridge_env(config: dict, database_url: str, **extra) -> dict:

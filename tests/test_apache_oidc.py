@@ -5,7 +5,6 @@ the app's logout and the bridge's back-channel logout end the Apache session."""
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import time
@@ -18,6 +17,7 @@ from extensions import db
 from sso.oidc.models import BackchannelLogout
 from tests.apache import APT_COMMAND, RECIPE, Apache, EchoApp, config_test, find_apache
 from tests.e2e import Browser, csrf_of, launch_from_workbench, stack_fixture
+from tests.helpers import missing_dependency
 from tests.pg import free_port
 
 pytestmark = pytest.mark.live
@@ -30,9 +30,7 @@ stack = stack_fixture("apache", OIDC_BACKCHANNEL_DELIVERY="thread")
 def apache_bin():
     binary = find_apache()
     if binary is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"Apache httpd or mod_auth_openidc is not installed, and CI runs this test: {APT_COMMAND}")
-        pytest.skip(f"Apache httpd / mod_auth_openidc not installed ({APT_COMMAND})")
+        missing_dependency("Apache httpd or mod_auth_openidc", APT_COMMAND)
     return binary
 
 

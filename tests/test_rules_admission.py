@@ -90,15 +90,6 @@ def test_seats_are_those_of_the_live_orders(orders, seats):
 # --- with a database ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def ctx(make_app):
-    """An app context on an empty database (SQLite and PostgreSQL), admission settings at their defaults."""
-    app = make_app()
-    with app.app_context():
-        yield app
-        db.session.rollback()
-
-
 def store(*objects):
     db.session.add_all(objects)
     db.session.commit()
@@ -128,15 +119,15 @@ def reason_of(call, *args, **kwargs) -> str:
     (user(test_flag=True), False, "not_authorised"),
     (user(), False, None),
 ])
-def test_user_rule(ctx, the_user, jit, reason):
+def test_user_rule(app_ctx, the_user, jit, reason):
     assert admission.user_refusal(tenant(), the_user, jit=jit, seats=None) == reason
 
 
-def test_a_debug_user_signs_in_to_a_debug_tenant(ctx):
+def test_a_debug_user_signs_in_to_a_debug_tenant(app_ctx):
     assert admission.user_refusal(tenant(test_flag=True), user(test_flag=True), jit=False, seats=None) is None
 
 
-def test_users_beyond_the_seats_bought_are_refused_in_the_order_they_were_authorised(ctx):
+def test_users_beyond_the_seats_bought_are_refused_in_the_order_they_were_authorised(app_ctx):
     first, second, third = (user(n, created_at=EARLIER + timedelta(days=i)) for i, n in enumerate("abc"))
     store(tenant(), first, second, third, user("revoked", authorized=False, created_at=EARLIER - timedelta(days=1)),
           user("off", enabled=False, created_at=EARLIER - timedelta(days=1)),
@@ -149,7 +140,7 @@ def test_users_beyond_the_seats_bought_are_refused_in_the_order_they_were_author
     assert admission.user_refusal(t, first, jit=False, seats=0) == "seats_exceeded"
 
 
-def test_users_authorised_in_the_same_instant_are_counted_by_name(ctx):
+def test_users_authorised_in_the_same_instant_are_counted_by_name(app_ctx):
     same = EARLIER
     store(tenant(), user("bob", created_at=same), user("amy", created_at=same))
     t = db.session.get(Tenant, "t1")
@@ -157,7 +148,7 @@ def test_users_authorised_in_the_same_instant_are_counted_by_name(ctx):
     assert admission.user_refusal(t, db.session.get(TenantUser, ("t1", "bob")), jit=False, seats=1) == "seats_exceeded"
 
 
-def test_check_tenant_names_the_reason_and_the_tenant(ctx):
+def test_check_tenant_names_the_reason_and_the_tenant(app_ctx):
     assert reason_of(admission.check_tenant, None) == "unknown_tenant"
     store(tenant())
     bind(instance("frozen", status=InstanceStatus.FROZEN))
@@ -171,7 +162,7 @@ def test_check_tenant_names_the_reason_and_the_tenant(ctx):
     assert reason_of(admission.check_tenant, t, LATER + timedelta(days=1)) == "instance_suspended"
 
 
-def test_admit_user_admits_an_authorised_user_of_a_live_order(ctx):
+def test_admit_user_admits_an_authorised_user_of_a_live_order(app_ctx):
     store(tenant(), user())
     bind(instance("live", expire=LATER))
     admitted = admission.admit_user(db.session.get(Tenant, "t1"), "alice", "t1")
@@ -179,29 +170,29 @@ def test_admit_user_admits_an_authorised_user_of_a_live_order(ctx):
 
 
 @pytest.mark.parametrize("centre_tenant, reason", [("other", "tenant_mismatch"), (None, "tenant_missing")])
-def test_admit_user_refuses_another_enterprises_user_before_anything_else(ctx, centre_tenant, reason):
+def test_admit_user_refuses_another_enterprises_user_before_anything_else(app_ctx, centre_tenant, reason):
     store(tenant(), user())
     with pytest.raises(LoginError) as err:
         admission.admit_user(db.session.get(Tenant, "t1"), "alice", centre_tenant)
     assert (err.value.reason, err.value.tenant_id, err.value.user_name) == (reason, "t1", "alice")
 
 
-def test_the_centres_tenant_must_be_the_callbacks_or_the_chosen_alternative(ctx):
+def test_the_centres_tenant_must_be_the_callbacks_or_the_chosen_alternative(app_ctx):
     t = tenant(tenant_code="ACME-CODE")
     admission.check_centre_tenant(t, "t1", "alice")
     with pytest.raises(LoginError) as err:
         admission.check_centre_tenant(t, "ACME-CODE", "alice")
     assert err.value.reason == "tenant_mismatch"
     assert err.value.detail == "userinfo tenant 'ACME-CODE', callback tenant 't1'"
-    ctx.config["USERINFO_TENANT_MATCH"] = "tenant_code"
+    app_ctx.config["USERINFO_TENANT_MATCH"] = "tenant_code"
     admission.check_centre_tenant(t, "ACME-CODE", "alice")
     admission.check_centre_tenant(t, "t1", "alice")
     assert reason_of(admission.check_centre_tenant, t, "acme-code", "alice") == "tenant_mismatch"
     assert reason_of(admission.check_centre_tenant, tenant(tenant_code=""), "", "alice") == "tenant_mismatch"
 
 
-def test_the_centres_tenant_may_be_the_domain_id_recorded_for_the_tenant(ctx):
-    ctx.config["USERINFO_TENANT_MATCH"] = "domain_id"
+def test_the_centres_tenant_may_be_the_domain_id_recorded_for_the_tenant(app_ctx):
+    app_ctx.config["USERINFO_TENANT_MATCH"] = "domain_id"
     t = tenant(tenant_code="ACME-CODE", domain_id="0a1b2c")
     admission.check_centre_tenant(t, "0a1b2c", "alice")
     admission.check_centre_tenant(t, "t1", "alice")
@@ -212,20 +203,20 @@ def test_the_centres_tenant_may_be_the_domain_id_recorded_for_the_tenant(ctx):
         admission.check_centre_tenant(tenant(), "0a1b2c", "alice")
     assert err.value.detail == ("userinfo tenant '0a1b2c', callback tenant 't1', no domainId recorded "
                                 "(flask tenants set-domain-id)")
-    ctx.config["USERINFO_TENANT_MATCH"] = "tenant_id"
+    app_ctx.config["USERINFO_TENANT_MATCH"] = "tenant_id"
     assert reason_of(admission.check_centre_tenant, t, "0a1b2c", "alice") == "tenant_mismatch"
 
 
-def test_a_userinfo_without_tenant_is_admitted_only_when_the_operator_allows_it(ctx):
+def test_a_userinfo_without_tenant_is_admitted_only_when_the_operator_allows_it(app_ctx):
     with pytest.raises(LoginError) as err:
         admission.check_centre_tenant(tenant(), None, "alice")
     assert (err.value.reason, err.value.detail, err.value.user_name) == ("tenant_missing", "userinfo has no tenant",
                                                                          "alice")
-    ctx.config["USERINFO_TENANT_OPTIONAL"] = True
+    app_ctx.config["USERINFO_TENANT_OPTIONAL"] = True
     admission.check_centre_tenant(tenant(), None, "alice")
 
 
-def test_admit_user_applies_the_tenant_rule(ctx):
+def test_admit_user_applies_the_tenant_rule(app_ctx):
     store(tenant(), user())
     bind(instance("frozen", status=InstanceStatus.FROZEN))
     with pytest.raises(LoginError) as err:
@@ -233,7 +224,7 @@ def test_admit_user_applies_the_tenant_rule(ctx):
     assert (err.value.reason, err.value.tenant_id, err.value.user_name) == ("instance_suspended", "t1", "alice")
 
 
-def test_admit_user_applies_the_user_rule(ctx):
+def test_admit_user_applies_the_user_rule(app_ctx):
     store(tenant(), user(enabled=False))
     with pytest.raises(LoginError) as err:
         admission.admit_user(db.session.get(Tenant, "t1"), "alice", "t1")
@@ -241,7 +232,7 @@ def test_admit_user_applies_the_user_rule(ctx):
         "user_disabled", "user 'alice'", "t1", "alice")
 
 
-def test_admit_user_keeps_debug_users_out_of_production_tenants(ctx):
+def test_admit_user_keeps_debug_users_out_of_production_tenants(app_ctx):
     store(tenant(), user(test_flag=True))
     assert reason_of(admission.admit_user, db.session.get(Tenant, "t1"), "alice", "t1") == "not_authorised"
     db.session.get(Tenant, "t1").test_flag = True
@@ -249,34 +240,34 @@ def test_admit_user_keeps_debug_users_out_of_production_tenants(ctx):
     assert admission.admit_user(db.session.get(Tenant, "t1"), "alice", "t1").user.user_name == "alice"
 
 
-def test_just_in_time_users_only_when_enabled_and_the_tenant_has_no_authsync_users(ctx):
+def test_just_in_time_users_only_when_enabled_and_the_tenant_has_no_authsync_users(app_ctx):
     store(tenant())
     t = db.session.get(Tenant, "t1")
     assert reason_of(admission.admit_user, t, "newcomer", "t1") == "not_authorised"
-    ctx.config["JIT_USERS"] = True
+    app_ctx.config["JIT_USERS"] = True
     assert admission.admit_user(t, "newcomer", "t1") == admission.Admitted(None, True)
     store(user("someone"))
     assert reason_of(admission.admit_user, t, "newcomer", "t1") == "not_authorised"
 
 
-def test_a_deleted_user_comes_back_just_in_time_only_on_a_tenant_without_users(ctx):
-    ctx.config["JIT_USERS"] = True
+def test_a_deleted_user_comes_back_just_in_time_only_on_a_tenant_without_users(app_ctx):
+    app_ctx.config["JIT_USERS"] = True
     store(tenant(), user(deleted_at=NOW))
     assert reason_of(admission.admit_user, db.session.get(Tenant, "t1"), "alice", "t1") == "not_authorised"
 
 
-def test_seats_are_enforced_only_when_the_vendor_sells_by_seat(ctx):
+def test_seats_are_enforced_only_when_the_vendor_sells_by_seat(app_ctx):
     store(tenant(), user("a", created_at=EARLIER), user("b", created_at=EARLIER + timedelta(days=1)))
     bind(instance("live", expire=LATER, seats=1))
     t = db.session.get(Tenant, "t1")
     assert admission.admit_user(t, "b", "t1").user.user_name == "b"
-    ctx.config["SEATS_FROM_LINEAR_VALUE"] = True
+    app_ctx.config["SEATS_FROM_LINEAR_VALUE"] = True
     assert admission.admit_user(t, "a", "t1").user.user_name == "a"
     assert reason_of(admission.admit_user, t, "b", "t1") == "seats_exceeded"
     assert reason_of(admission.recheck, "t1", "b", jit=False) == "seats_exceeded"
 
 
-def test_a_held_sign_in_is_rechecked_against_what_koogallery_said_since(ctx):
+def test_a_held_sign_in_is_rechecked_against_what_koogallery_said_since(app_ctx):
     assert reason_of(admission.recheck, "t1", "alice", jit=False) == "unknown_tenant"
     store(tenant(), user())
     admission.recheck("t1", "alice", jit=False)
@@ -288,7 +279,7 @@ def test_a_held_sign_in_is_rechecked_against_what_koogallery_said_since(ctx):
     assert (err.value.reason, err.value.tenant_id, err.value.user_name) == ("instance_suspended", "t1", "alice")
 
 
-def test_a_held_sign_in_of_debug_data_is_rechecked_against_the_tenants_kind(ctx):
+def test_a_held_sign_in_of_debug_data_is_rechecked_against_the_tenants_kind(app_ctx):
     store(tenant(), user(test_flag=True))
     assert reason_of(admission.recheck, "t1", "alice", jit=False) == "not_authorised"
     db.session.get(Tenant, "t1").test_flag = True
@@ -302,7 +293,7 @@ def session(**kw) -> UserSession:
                           "expires_at": NOW + timedelta(hours=7), **kw})
 
 
-def test_a_session_stays_usable_while_nothing_changed(ctx):
+def test_a_session_stays_usable_while_nothing_changed(app_ctx):
     store(tenant(), user())
     assert admission.session_refusal(session(), NOW) is None
 
@@ -313,28 +304,28 @@ def test_a_session_stays_usable_while_nothing_changed(ctx):
     ({"expires_at": NOW}, "expired"),
     ({"expires_at": NOW - timedelta(seconds=1)}, "expired"),
 ])
-def test_an_ended_or_expired_session_is_refused(ctx, changes, reason):
+def test_an_ended_or_expired_session_is_refused(app_ctx, changes, reason):
     store(tenant(), user())
     assert admission.session_refusal(session(**changes), NOW) == reason
 
 
-def test_an_idle_session_is_refused_at_the_idle_limit(ctx):
+def test_an_idle_session_is_refused_at_the_idle_limit(app_ctx):
     store(tenant(), user())
-    idle = timedelta(minutes=ctx.config["SESSION_IDLE_MINUTES"])
+    idle = timedelta(minutes=app_ctx.config["SESSION_IDLE_MINUTES"])
     assert admission.session_refusal(session(last_seen_at=NOW - idle + timedelta(seconds=1)), NOW) is None
     assert admission.session_refusal(session(last_seen_at=NOW - idle), NOW) == "idle"
-    ctx.config["SESSION_IDLE_MINUTES"] = 1
+    app_ctx.config["SESSION_IDLE_MINUTES"] = 1
     assert admission.session_refusal(session(last_seen_at=NOW - timedelta(minutes=2)), NOW) == "idle"
 
 
-def test_a_session_ends_when_the_tenant_or_its_order_stops_admitting(ctx):
+def test_a_session_ends_when_the_tenant_or_its_order_stops_admitting(app_ctx):
     assert admission.session_refusal(session(), NOW) == "unknown_tenant"
     store(tenant(), user())
     bind(instance("frozen", status=InstanceStatus.FROZEN))
     assert admission.session_refusal(session(), NOW) == "instance_suspended"
 
 
-def test_a_session_ends_when_its_order_expires(ctx):
+def test_a_session_ends_when_its_order_expires(app_ctx):
     store(tenant(), user())
     bind(instance("live", expire=NOW + timedelta(days=1)))
     long = session(expires_at=NOW + timedelta(days=9))
@@ -344,7 +335,7 @@ def test_a_session_ends_when_its_order_expires(ctx):
         "instance_suspended")
 
 
-def test_a_debug_users_session_ends_on_a_production_tenant(ctx):
+def test_a_debug_users_session_ends_on_a_production_tenant(app_ctx):
     store(tenant(), user(test_flag=True))
     assert admission.session_refusal(session(), NOW) == "user_revoked"
     db.session.get(Tenant, "t1").test_flag = True
@@ -353,33 +344,33 @@ def test_a_debug_users_session_ends_on_a_production_tenant(ctx):
 
 
 @pytest.mark.parametrize("changes", [{"authorized": False}, {"enabled": False}, {"deleted_at": NOW}])
-def test_a_session_ends_when_the_user_is_revoked(ctx, changes):
+def test_a_session_ends_when_the_user_is_revoked(app_ctx, changes):
     store(tenant(), user(**changes))
     assert admission.session_refusal(session(), NOW) == "user_revoked"
 
 
-def test_a_just_in_time_session_survives_without_an_authsync_row(ctx):
+def test_a_just_in_time_session_survives_without_an_authsync_row(app_ctx):
     store(tenant())
     assert admission.session_refusal(session(jit=True), NOW) is None
     assert admission.session_refusal(session(jit=False), NOW) == "user_revoked"
 
 
-def test_a_session_beyond_the_seats_ends_when_seats_are_enforced(ctx):
+def test_a_session_beyond_the_seats_ends_when_seats_are_enforced(app_ctx):
     store(tenant(), user("a", created_at=EARLIER), user("alice", created_at=EARLIER + timedelta(days=1)))
     bind(instance("live", seats=1, expire=NOW + timedelta(days=1)))
     assert admission.session_refusal(session(), NOW) is None
-    ctx.config["SEATS_FROM_LINEAR_VALUE"] = True
+    app_ctx.config["SEATS_FROM_LINEAR_VALUE"] = True
     assert admission.session_refusal(session(), NOW) == "user_revoked"
 
 
-def test_session_refusal_reads_the_clock_when_no_time_is_given(ctx):
+def test_session_refusal_reads_the_clock_when_no_time_is_given(app_ctx):
     store(tenant(), user())
     assert admission.session_refusal(session(expires_at=EARLIER, last_seen_at=EARLIER)) == "expired"
     fresh = datetime.now(UTC)
     assert admission.session_refusal(session(expires_at=LATER, last_seen_at=fresh)) is None
 
 
-def test_the_order_in_use_is_the_newest_that_admits_logins_else_the_newest(ctx):
+def test_the_order_in_use_is_the_newest_that_admits_logins_else_the_newest(app_ctx):
     assert admission.live_instance_of("t1", NOW) is None
     store(tenant())
     bind(instance("old-live"), instance("frozen", status=InstanceStatus.FROZEN))
@@ -388,7 +379,7 @@ def test_the_order_in_use_is_the_newest_that_admits_logins_else_the_newest(ctx):
     assert admission.live_instance_of("t1", NOW) == "new-live"
 
 
-def test_with_no_order_admitting_the_newest_is_the_one_in_use(ctx):
+def test_with_no_order_admitting_the_newest_is_the_one_in_use(app_ctx):
     store(tenant())
     bind(instance("a", status=InstanceStatus.FROZEN), instance("b", expire=NOW - timedelta(days=1)))
     assert admission.live_instance_of("t1", NOW) == "b"
@@ -397,7 +388,7 @@ def test_with_no_order_admitting_the_newest_is_the_one_in_use(ctx):
     assert admission.live_instance_of("t1", NOW) == "unknown"
 
 
-def test_live_instance_reads_the_clock_when_no_time_is_given(ctx):
+def test_live_instance_reads_the_clock_when_no_time_is_given(app_ctx):
     store(tenant())
     bind(instance("a", expire=LATER), instance("b", expire=NOW))
     assert admission.live_instance_of("t1") == "a"

@@ -4,6 +4,7 @@ after calls arrive out of order, and what a debug call may change."""
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import event
@@ -12,14 +13,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from extensions import db
 from tenants import newer
 from tenants.models import Department, SeenNonce, Tenant, TenantInstance
-
-
-@pytest.fixture
-def ctx(make_app):
-    app = make_app()
-    with app.app_context():
-        yield app
-        db.session.rollback()
 
 
 def tenant_row(ts: str, name: str, *, test=False, tid="t1") -> dict:
@@ -39,14 +32,14 @@ def stored(tid="t1") -> tuple:
     return (t.name, t.last_sync_ts, t.test_flag) if t else None
 
 
-def test_a_new_row_is_inserted_as_the_call_describes_it(ctx):
+def test_a_new_row_is_inserted_as_the_call_describes_it(app_ctx):
     assert put("20240101000000001", "first") == {("t1",)}
     assert stored() == ("first", "20240101000000001", False)
     t = db.session.get(Tenant, "t1")
     assert t.created_at is not None and t.updated_at is not None
 
 
-def test_a_newer_call_is_applied_and_an_older_one_is_not(ctx):
+def test_a_newer_call_is_applied_and_an_older_one_is_not(app_ctx):
     put("20240101000000002", "second")
     assert put("20240101000000003", "third") == {("t1",)}
     assert stored() == ("third", "20240101000000003", False)
@@ -54,13 +47,13 @@ def test_a_newer_call_is_applied_and_an_older_one_is_not(ctx):
     assert stored() == ("third", "20240101000000003", False)
 
 
-def test_a_call_of_the_same_time_is_applied_again(ctx):
+def test_a_call_of_the_same_time_is_applied_again(app_ctx):
     put("20240101000000002", "a")
     assert put("20240101000000002", "b") == {("t1",)}
     assert stored() == ("b", "20240101000000002", False)
 
 
-def test_an_applied_update_moves_updated_at_and_keeps_created_at(ctx):
+def test_an_applied_update_moves_updated_at_and_keeps_created_at(app_ctx):
     put("20240101000000001", "a")
     before = db.session.get(Tenant, "t1")
     created, updated = before.created_at, before.updated_at
@@ -74,13 +67,13 @@ def test_an_applied_update_moves_updated_at_and_keeps_created_at(ctx):
     assert after.updated_at > old
 
 
-def test_a_debug_call_never_changes_a_production_row(ctx):
+def test_a_debug_call_never_changes_a_production_row(app_ctx):
     put("20240101000000001", "production")
     assert put("20240101000000009", "debug", test=True) == set()
     assert stored() == ("production", "20240101000000001", False)
 
 
-def test_debug_rows_take_debug_calls_and_production_calls(ctx):
+def test_debug_rows_take_debug_calls_and_production_calls(app_ctx):
     put("20240101000000001", "debug", test=True)
     assert stored() == ("debug", "20240101000000001", True)
     assert put("20240101000000002", "debug 2", test=True) == {("t1",)}
@@ -89,7 +82,7 @@ def test_debug_rows_take_debug_calls_and_production_calls(ctx):
     assert stored() == ("production", "20240101000000003", False)
 
 
-def test_several_rows_in_one_call_report_the_keys_written(ctx):
+def test_several_rows_in_one_call_report_the_keys_written(app_ctx):
     put("20240101000000005", "kept", tid="t2")
     written = newer.apply_if_newer(Tenant, [tenant_row("20240101000000004", "new", tid="t1"),
                                             tenant_row("20240101000000004", "older", tid="t2"),
@@ -100,7 +93,7 @@ def test_several_rows_in_one_call_report_the_keys_written(ctx):
     assert [stored(t)[0] for t in ("t1", "t2", "t3")] == ["new", "kept", "new"]
 
 
-def test_a_large_batch_follows_the_same_rule(ctx):
+def test_a_large_batch_follows_the_same_rule(app_ctx):
     """From newer.ARRAY_ROWS rows on, PostgreSQL gets the rows as arrays: same outcome, row by row."""
     count = newer.ARRAY_ROWS + 8
     ids = [f"t{i:03}" for i in range(count)]
@@ -136,7 +129,7 @@ def test_a_large_batch_follows_the_same_rule(ctx):
     assert db.session.get(Tenant, ids[-1]).created_at is not None
 
 
-def test_a_large_batch_of_debug_calls_never_changes_production_rows(ctx):
+def test_a_large_batch_of_debug_calls_never_changes_production_rows(app_ctx):
     ids = [f"p{i:03}" for i in range(newer.ARRAY_ROWS)]
     newer.apply_if_newer(Tenant, [tenant_row("20240101000000001", "production", tid=t) for t in ids],
                          ("tenant_id",), ["name"])
@@ -146,7 +139,7 @@ def test_a_large_batch_of_debug_calls_never_changes_production_rows(ctx):
     assert written == set() and {stored(t) for t in ids} == {("production", "20240101000000001", False)}
 
 
-def test_columns_not_named_keep_their_stored_value(ctx):
+def test_columns_not_named_keep_their_stored_value(app_ctx):
     put("20240101000000001", "a")
     row = {**tenant_row("20240101000000002", "b"), "domain_name": "https://other.example.com"}
     newer.apply_if_newer(Tenant, [row], ("tenant_id",), ["name"])
@@ -156,7 +149,7 @@ def test_columns_not_named_keep_their_stored_value(ctx):
     assert (t.name, t.domain_name) == ("b", "https://idp.example.com")
 
 
-def test_a_column_may_take_sql_of_the_call_and_the_stored_row(ctx):
+def test_a_column_may_take_sql_of_the_call_and_the_stored_row(app_ctx):
     put("20240101000000001", "a")
     deleted = db.session.get(Tenant, "t1").created_at.replace(microsecond=0)
     update = {"name": None, "deleted_at": newer.keep_first("deleted_at")}
@@ -174,7 +167,7 @@ def test_a_column_may_take_sql_of_the_call_and_the_stored_row(ctx):
     assert (t.name, t.deleted_at.replace(tzinfo=None)) == ("c", deleted.replace(tzinfo=None))
 
 
-def test_nothing_to_apply_writes_nothing(ctx):
+def test_nothing_to_apply_writes_nothing(app_ctx):
     assert newer.apply_if_newer(Tenant, [], ("tenant_id",), ["name"]) == set()
     assert newer.insert_missing(SeenNonce, [], ("nonce",)) == set()
 
@@ -196,7 +189,7 @@ def tombstone(listed, ts, test=False):
     return count
 
 
-def test_a_full_list_removes_the_tenants_other_rows(ctx):
+def test_a_full_list_removes_the_tenants_other_rows(app_ctx):
     db.session.add_all([dept("a", "20240101000000001"), dept("b", "20240101000000001"),
                         dept("c", "20240101000000001"), dept("x", "20240101000000001", tenant="t2")])
     db.session.commit()
@@ -207,7 +200,7 @@ def test_a_full_list_removes_the_tenants_other_rows(ctx):
     assert removed.deleted_at is not None and removed.last_sync_ts == "20240101000000002"
 
 
-def test_an_older_full_list_removes_nothing_newer(ctx):
+def test_an_older_full_list_removes_nothing_newer(app_ctx):
     db.session.add_all([dept("a", "20240101000000005"), dept("b", "20240101000000001")])
     db.session.commit()
     assert tombstone([], "20240101000000003") == 1
@@ -216,7 +209,7 @@ def test_an_older_full_list_removes_nothing_newer(ctx):
     assert live_codes() == []
 
 
-def test_a_removed_row_is_not_removed_again(ctx):
+def test_a_removed_row_is_not_removed_again(app_ctx):
     gone = dept("b", "20240101000000001")
     db.session.add(gone)
     db.session.commit()
@@ -227,14 +220,14 @@ def test_a_removed_row_is_not_removed_again(ctx):
     assert db.session.get(Department, ("t1", "b")).deleted_at == deleted_at
 
 
-def test_a_debug_full_list_removes_only_debug_rows(ctx):
+def test_a_debug_full_list_removes_only_debug_rows(app_ctx):
     db.session.add_all([dept("prod", "20240101000000001"), dept("debug", "20240101000000001", test=True)])
     db.session.commit()
     assert tombstone([], "20240101000000002", test=True) == 1
     assert live_codes() == ["prod"]
 
 
-def test_insert_missing_inserts_only_what_is_not_there(ctx):
+def test_insert_missing_inserts_only_what_is_not_there(app_ctx):
     rows = [{"tenant_id": "t1", "instance_id": "i1"}, {"tenant_id": "t1", "instance_id": "i2"}]
     assert newer.insert_missing(TenantInstance, rows[:1], ("tenant_id", "instance_id")) == {("t1", "i1")}
     assert newer.insert_missing(TenantInstance, rows, ("tenant_id", "instance_id")) == {("t1", "i2")}
@@ -243,18 +236,19 @@ def test_insert_missing_inserts_only_what_is_not_there(ctx):
     assert db.session.scalar(db.select(db.func.count()).select_from(TenantInstance)) == 2
 
 
+def bind_named(name: str) -> SimpleNamespace:
+    """A stand-in for the session's engine, as far as the dialect's name."""
+    return SimpleNamespace(dialect=SimpleNamespace(name=name))
+
+
 @pytest.mark.parametrize("name, insert", [("postgresql", postgresql.Insert), ("sqlite", sqlite.Insert)])
-def test_each_database_gets_its_own_upsert(ctx, monkeypatch, name, insert):
-    monkeypatch.setattr(db.session, "get_bind", lambda *a, **k: type("Bind", (), {"dialect": type("D", (), {"name": name})}))
+def test_each_database_gets_its_own_upsert(app_ctx, monkeypatch, name, insert):
+    monkeypatch.setattr(db.session, "get_bind", lambda *a, **k: bind_named(name))
     stmt = newer.dialect_insert(Tenant.__table__)
     assert isinstance(stmt, insert) and stmt.table is Tenant.__table__
 
 
-def test_an_unsupported_database_is_refused_by_name(ctx, monkeypatch):
-    class Bind:
-        class dialect:  # noqa: N801
-            name = "mysql"
-
-    monkeypatch.setattr(db.session, "get_bind", lambda *a, **k: Bind)
+def test_an_unsupported_database_is_refused_by_name(app_ctx, monkeypatch):
+    monkeypatch.setattr(db.session, "get_bind", lambda *a, **k: bind_named("mysql"))
     with pytest.raises(RuntimeError, match="^unsupported database dialect mysql$"):
         newer.apply_if_newer(Tenant, [tenant_row("1", "a")], ("tenant_id",), ["name"])

@@ -23,16 +23,13 @@ IDENTITY = Identity(tenant_id="t1", tenant_code="acme", tenant_name="Acme", user
 
 
 @pytest.fixture
-def ctx(make_app):
-    app = make_app()
-    with app.app_context():
-        db.session.add_all([
-            Tenant(tenant_id="t1", tenant_code="acme", name="Acme", domain_name="https://idp.example.com",
-                   last_sync_ts="1"),
-            TenantUser(tenant_id="t1", user_name="alice", last_sync_ts="1")])
-        db.session.commit()
-        yield app
-        db.session.rollback()
+def ctx(app_ctx):
+    db.session.add_all([
+        Tenant(tenant_id="t1", tenant_code="acme", name="Acme", domain_name="https://idp.example.com",
+               last_sync_ts="1"),
+        TenantUser(tenant_id="t1", user_name="alice", last_sync_ts="1")])
+    db.session.commit()
+    return app_ctx
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ straight at gunicorn, the header drip holds every worker thread (why SECURITY.md
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import select
 import socket
@@ -19,7 +18,7 @@ import pytest
 import requests
 
 from tests import factories as f
-from tests.helpers import KIT_KEY, truncate_all
+from tests.helpers import KIT_KEY, missing_dependency, truncate_all
 from tests.hostile_centre import slow_body, slow_loris
 from tests.koogallery import kit_headers
 from tests.nginx import APT_COMMAND, Nginx, directive_seconds, find_nginx, limit_conn_per_client
@@ -37,9 +36,7 @@ WORKERS, THREADS = 1, 4  # small, so that the direct attack needs few sockets; t
 def nginx_bin():
     binary = find_nginx()
     if binary is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"nginx is not installed, and CI runs this test: {APT_COMMAND}")
-        pytest.skip(f"nginx not installed ({APT_COMMAND})")
+        missing_dependency("nginx", APT_COMMAND)
     return binary
 
 
