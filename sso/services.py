@@ -178,7 +178,10 @@ def complete_login(tenant_id: str, code: str, *, redirect_uri: str | None,
     tenant = queries.tenant(tenant_id)
     admission.check_tenant(tenant)
     client = client_for(tenant)
-    db.session.commit()  # no transaction held open across the outbound calls
+    # No transaction held open across the outbound calls. Closing (not committing) keeps the tenant
+    # as read, detached, so admission after the exchange does not load it again; the orders and the
+    # user are read afresh, and every later request re-checks the tenant itself.
+    db.session.close()
     try:
         tokens = auth_centre().exchange_code(client, code, redirect_uri, code_verifier)
         info = auth_centre().userinfo(client.domain_name, tokens.access_token)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlencode
 
 from flask import current_app
@@ -11,21 +12,20 @@ from extensions import db
 from sso.oidc.models import OidcClient
 
 
-def launchable_apps() -> list[OidcClient]:
-    clients = db.session.execute(db.select(OidcClient).order_by(OidcClient.id)).scalars().all()
-    return [c for c in clients if c.initiate_login_uri]
-
-
-def initiate_login_url(client: OidcClient) -> str:
+def _with_issuer(uri: str) -> str:
     from sso.oidc.server import issuer
 
-    uri = client.initiate_login_uri
     return f"{uri}{'&' if '?' in uri else '?'}{urlencode({'iss': issuer()})}"
 
 
 def landing_url() -> str | None:
+    """After every login with no destination, so two plain columns rather than whole clients."""
+    stmt = db.select(OidcClient._client_metadata).order_by(OidcClient.id)
     chosen = current_app.config.get("OIDC_LANDING_APP")
-    apps = launchable_apps()
     if chosen:
-        apps = [c for c in apps if c.client_id == chosen]
-    return initiate_login_url(apps[0]) if len(apps) == 1 else None
+        stmt = stmt.where(OidcClient.client_id == chosen)
+    uris = [uri for metadata in db.session.scalars(stmt)
+            if (uri := json.loads(metadata or "{}").get("initiate_login_uri"))]
+    if len(uris) != 1:
+        return None
+    return _with_issuer(uris[0])
