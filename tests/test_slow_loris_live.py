@@ -84,16 +84,22 @@ def closed_by_peer(sock: socket.socket) -> bool:
         return sock.fileno() == -1
 
 
-def answer_status(sock: socket.socket, wait: float) -> int | None:
-    """The status code the server has answered on `sock` within `wait` s, or None."""
+def answer_on(sock: socket.socket, wait: float) -> tuple[int, dict[str, str], str] | None:
+    """What the server has answered on `sock` within `wait` s (status, headers, body), or None."""
     readable, _, _ = select.select([sock], [], [], wait)
     if not readable:
         return None
+    time.sleep(0.05)  # the whole (small) refusal, not its first segment
     try:
-        head = sock.recv(64, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        data = sock.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT)
     except OSError:
         return None
-    return int(head.split()[1]) if head.startswith(b"HTTP/") else None
+    if not data.startswith(b"HTTP/"):
+        return None
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body.decode("utf-8", "replace")
 
 
 def signed_tenant_sync(url: str, code: str) -> tuple[requests.Response, float]:
@@ -140,25 +146,39 @@ def test_slow_loris_through_nginx_leaves_healthz_and_tenant_sync_answered(proxy)
 
 
 def test_slow_bodies_through_nginx_wait_in_nginx_up_to_the_per_address_limit(proxy):
-    """Complete headers, then a 1 MB sync body dripped from one address (127.0.0.2): nginx reads
-    bodies before passing them on (proxy_request_buffering) and holds `limit_conn` of them; the rest
-    are refused at once. Other addresses' /healthz and tenantSync are answered meanwhile."""
+    """Complete headers, then a 1 MB body dripped from one address: nginx reads bodies before
+    passing them on (proxy_request_buffering) and holds `limit_conn` of them; the rest are refused at
+    once, each in its caller's format: KooGallery's calls (from 127.0.0.2) with its JSON and a
+    retryable 000005, a page (from 127.0.0.3) with a short 429 page in both languages. Other
+    addresses' /healthz and tenantSync are answered meanwhile."""
     limit = limit_conn_per_client()
     stop = threading.Event()
-    sockets = slow_body(f"{proxy.url}/produce/produceAPI/v2/tenantSync", CONNECTIONS, interval=0.5, duration=90,
-                        stop=stop, source="127.0.0.2")
+    kit = slow_body(f"{proxy.url}/produce/produceAPI/v2/tenantSync", CONNECTIONS, interval=0.5, duration=90,
+                    stop=stop, source="127.0.0.2")
+    pages = slow_body(f"{proxy.url}/sso/login", CONNECTIONS, interval=0.5, duration=90, stop=stop,
+                      source="127.0.0.3")
     try:
         time.sleep(1)
-        statuses = [answer_status(s, wait=0.05) for s in sockets]
+        kit_answers = [answer_on(s, wait=0.05) for s in kit]
+        page_answers = [answer_on(s, wait=0.05) for s in pages]
         samples = [healthz_seconds(proxy.url, timeout=3) for _ in range(20)]
         sync, sync_s = signed_tenant_sync(proxy.url, "slowbody")
     finally:
         stop.set()
 
-    held, refused = statuses.count(None), statuses.count(503)
-    print(f"\nthrough nginx, {CONNECTIONS} dripping bodies from one address: {held} held, {refused} refused 503; "
+    kit_refused = [a for a in kit_answers if a is not None]
+    page_refused = [a for a in page_answers if a is not None]
+    print(f"\nthrough nginx, {CONNECTIONS} dripping bodies from each of two addresses: {limit} held each, "
+          f"refused {len(kit_refused)} sync calls and {len(page_refused)} page requests; "
           f"/healthz p99 {p99(samples):.3f}s max {max(samples):.3f}s; tenantSync {sync_s:.3f}s")
-    assert (held, refused) == (limit, CONNECTIONS - limit), statuses
+    assert (kit_answers.count(None), len(kit_refused)) == (limit, CONNECTIONS - limit), kit_answers
+    for status, headers, body in kit_refused:
+        assert (status, headers["content-type"], headers["retry-after"]) == (200, "application/json", "5")
+        assert json.loads(body)["resultCode"] == "000005", body
+    assert (page_answers.count(None), len(page_refused)) == (limit, CONNECTIONS - limit), page_answers
+    for status, headers, body in page_refused:
+        assert (status, headers["retry-after"], headers["cache-control"]) == (429, "5", "no-store")
+        assert headers["content-type"].startswith("text/html") and "请几秒后再试" in body and "try again" in body
     assert max(samples) < ANSWERED_WITHIN, samples
     assert sync.status_code == 200 and sync.json()["resultCode"] == "000000", sync.text[:300]
     assert sync_s < ANSWERED_WITHIN
