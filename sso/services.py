@@ -170,18 +170,17 @@ _IDP_REASONS = {"unreachable": "idp_unreachable", "timeout": "idp_timeout", "gar
                 "circuit_open": "idp_circuit_open"}
 
 
-def complete_login(tenant_id: str, code: str, *, redirect_uri: str | None,
-                   code_verifier: str | None) -> tuple[Identity, Tokens]:
-    """Exchange the code at the tenant's authentication centre and decide admission."""
+def complete_login(tenant_id: str, code: str, *, redirect_uri: str | None, code_verifier: str | None,
+                   tenant: Tenant | None = None) -> tuple[Identity, Tokens]:
+    """Exchange the code at the tenant's authentication centre and decide admission (`tenant`: the
+    tenant's row when the caller has just read it)."""
     if not code or len(code) > 2048:
         raise LoginError("code_missing", "no usable code", tenant_id=tenant_id)
-    tenant = queries.tenant(tenant_id)
+    if tenant is None:
+        tenant = queries.tenant(tenant_id)
     admission.check_tenant(tenant)
     client = client_for(tenant)
-    # No transaction held open across the outbound calls. Closing (not committing) keeps the tenant
-    # as read, detached, so admission after the exchange does not load it again; the orders and the
-    # user are read afresh, and every later request re-checks the tenant itself.
-    db.session.close()
+    db.session.commit()  # no transaction held open across the outbound calls
     try:
         tokens = auth_centre().exchange_code(client, code, redirect_uri, code_verifier)
         info = auth_centre().userinfo(client.domain_name, tokens.access_token)

@@ -161,7 +161,7 @@ def callback():
     policy = current_app.config["WORKBENCH_LOGIN"]
     if policy == "direct":
         identity, tokens = services.complete_login(tenant.tenant_id, code, redirect_uri=_workbench_redirect_uri(),
-                                                   code_verifier=None)
+                                                   code_verifier=None, tenant=tenant)
         return _finish(identity, tokens, None)
     if policy == "confirm" or _take_kept_code(tenant.tenant_id) is not None:
         # Asked for, or the centre came back without our state again: the person decides.
