@@ -9,6 +9,7 @@ import secrets
 import string
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NoReturn
 from urllib.parse import urlencode
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
@@ -16,7 +17,7 @@ from cryptography.fernet import InvalidToken
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from common.clock import utcnow
+from common.clock import aware, utcnow
 from common.hashing import hash_token
 from common.metrics import LOGINS
 from extensions import db
@@ -141,27 +142,45 @@ class PendingLogin:
 
 
 def consume_state(state: str, *, browser_token: str | None, callback_tenant: str | None) -> PendingLogin:
-    """The login this state belongs to; single use, unexpired, same browser, same tenant."""
+    """The login this state belongs to; single use, unexpired, same browser, same tenant.
+
+    Spent by one UPDATE that checks all of that (a replay in parallel finds it used); only when it
+    spends nothing is the row read, to say why."""
     if len(state) > 128:
         raise LoginError("state_invalid", "overlong state")
-    row = db.session.get(LoginState, hash_token(state), with_for_update=True)
+    state_hash, now = hash_token(state), utcnow()
+    row = None
+    if browser_token:
+        spend = (db.update(LoginState)
+                 .where(LoginState.state_hash == state_hash, LoginState.used_at.is_(None), LoginState.expires_at > now,
+                        LoginState.browser_hash == hash_token(browser_token))
+                 .values(used_at=now)
+                 .returning(LoginState.tenant_id, LoginState.redirect_uri, LoginState.code_verifier_enc,
+                            LoginState.next_url, LoginState.reinitiated))
+        if callback_tenant:
+            spend = spend.where(LoginState.tenant_id == callback_tenant)
+        row = db.session.execute(spend, execution_options={"synchronize_session": False}).first()
+    if row is None:
+        db.session.rollback()
+        _refuse_state(state_hash, browser_token, callback_tenant, now)
+    verifier = keyring().data.decrypt(row.code_verifier_enc) if row.code_verifier_enc else None
+    pending = PendingLogin(row.tenant_id, row.redirect_uri, verifier, row.next_url, bool(row.reinitiated))
+    db.session.commit()  # spent before any outbound call
+    return pending
+
+
+def _refuse_state(state_hash: str, browser_token: str | None, callback_tenant: str | None, now) -> NoReturn:
+    row = db.session.get(LoginState, state_hash)
     if row is None:
         raise LoginError("state_invalid", "state not issued by this bridge")
     if row.used_at is not None:
         raise LoginError("state_replayed", "state already used", tenant_id=row.tenant_id)
-    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=utcnow().tzinfo)
-    if expires <= utcnow():
+    if aware(row.expires_at) <= now:
         raise LoginError("state_expired", "state expired", tenant_id=row.tenant_id)
     if not browser_token or hash_token(browser_token) != row.browser_hash:
         raise LoginError("state_mismatch", "state was issued to another browser", tenant_id=row.tenant_id)
-    if callback_tenant and callback_tenant != row.tenant_id:
-        raise LoginError("tenant_mismatch", "callback tenant differs from the tenant the login started for",
-                         tenant_id=row.tenant_id)
-    row.used_at = utcnow()
-    verifier = keyring().data.decrypt(row.code_verifier_enc) if row.code_verifier_enc else None
-    pending = PendingLogin(row.tenant_id, row.redirect_uri, verifier, row.next_url, bool(row.reinitiated))
-    db.session.commit()  # used before any outbound call: a replay in parallel finds it used
-    return pending
+    raise LoginError("tenant_mismatch", "callback tenant differs from the tenant the login started for",
+                     tenant_id=row.tenant_id)
 
 
 _IDP_REASONS = {"unreachable": "idp_unreachable", "timeout": "idp_timeout", "garbage": "idp_garbage",

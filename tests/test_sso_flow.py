@@ -119,10 +119,15 @@ def test_replayed_state_is_refused(synced, client, idp):
     refused(client.get("/sso/callback", query_string={"code": "c", "state": params["state"]}), "state_replayed", 400)
 
 
-def test_state_from_another_browser_is_refused(synced, app, client):
+def test_state_from_another_browser_is_refused_and_not_spent(synced, app, client, idp):
     _, params = start(client)
     other = app.test_client()
     refused(other.get("/sso/callback", query_string={"code": "c", "state": params["state"]}), "state_mismatch", 400)
+    refused(client.get("/sso/callback", query_string={"code": "c", "state": params["state"], "tenant": "other"}),
+            "tenant_mismatch", 403)
+    fake_idp(idp)  # the browser the state was issued to still completes its login
+    assert client.get("/sso/callback", query_string={"code": "c", "state": params["state"]}).status_code == 302
+    assert client.get("/sso/me").status_code == 200
 
 
 def test_unknown_state_is_refused(synced, client):
