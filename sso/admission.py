@@ -143,10 +143,10 @@ def check_centre_tenant(tenant: Tenant, centre_tenant: str | None, user_name: st
 
 
 def session_refusal(user_session: UserSession, now: datetime | None = None, *,
-                    orders: list[tuple[str, Instance | None]] | None = None) -> str | None:
+                    facts: tuple[Tenant | None, list[tuple[str, Instance | None]]] | None = None) -> str | None:
     """Why this session may not be used any more, or None. Checked on every signed-in request, so
-    a revocation takes effect even if its signal was missed. `orders`: the tenant's order links,
-    when the caller has already read them in this transaction."""
+    a revocation takes effect even if its signal was missed. `facts`: the tenant and its order
+    links, when the caller has already read them in this transaction."""
     now = now or utcnow()
     if user_session.ended_at is not None:
         return user_session.end_reason or "ended"
@@ -154,9 +154,7 @@ def session_refusal(user_session: UserSession, now: datetime | None = None, *,
         return "expired"
     if aware(user_session.last_seen_at) + timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"]) <= now:
         return "idle"
-    tenant = queries.tenant(user_session.tenant_id)
-    if orders is None:
-        orders = queries.orders_of(user_session.tenant_id)
+    tenant, orders = facts or (queries.tenant(user_session.tenant_id), queries.orders_of(user_session.tenant_id))
     reason = tenant_refusal(tenant, orders, now)
     if reason:
         return reason

@@ -325,6 +325,14 @@ def test_a_session_ends_when_the_tenant_or_its_order_stops_admitting(app_ctx):
     assert admission.session_refusal(session(), NOW) == "instance_suspended"
 
 
+def test_a_session_is_judged_on_the_facts_its_caller_has_read(app_ctx):
+    store(tenant(), user())
+    frozen = [("frozen", instance("frozen", status=InstanceStatus.FROZEN))]
+    assert admission.session_refusal(session(), NOW, facts=(tenant(), frozen)) == "instance_suspended"
+    assert admission.session_refusal(session(), NOW, facts=(None, [])) == "unknown_tenant"
+    assert admission.session_refusal(session(), NOW, facts=(tenant(), [])) is None
+
+
 def test_a_session_ends_when_its_order_expires(app_ctx):
     store(tenant(), user())
     bind(instance("live", expire=NOW + timedelta(days=1)))

@@ -68,7 +68,7 @@ def user_for_session_hash(session_hash: str) -> OidcUser | None:
     # Held here: the session's identity map keeps only what someone references, and the ID token
     # built later in the request needs the tenant again.
     tenant, orders = queries.tenant(user_session.tenant_id), queries.orders_of(user_session.tenant_id)
-    if session_refusal(user_session, orders=orders) is not None:
+    if session_refusal(user_session, facts=(tenant, orders)) is not None:
         return None
     return OidcUser(user_session, orders, tenant)
 
