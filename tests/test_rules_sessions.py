@@ -5,11 +5,15 @@ is replaced here by a stand-in object (the live tests refresh against the simula
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from itsdangerous import Signer
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from common.clock import aware
 from common.hashing import hash_token
@@ -508,6 +512,7 @@ def test_signing_in_replaces_the_browsers_session_and_audits_the_login(ctx, ende
     db.session.expire_all()
     old, new = sessions.find_session(first), sessions.find_session(second)
     assert old.end_reason == "replaced" and new.ended_at is None and first != second
+    assert keyring().data.decrypt(old.refresh_token_enc) == "rt-1"
     assert keyring().data.decrypt(new.access_token_enc) == "at-2" and new.refresh_token_enc is None
     assert aware(new.access_expires_at) - aware(new.created_at) == timedelta(seconds=60)
     assert new.jit is True
@@ -624,3 +629,85 @@ def test_a_refresh_is_due_within_the_margin_before_the_access_token_expires(ctx)
     assert sessions.needs_refresh(open_one(expires_in=60)) is True
     s.access_expires_at = None  # a centre that gave no lifetime
     assert sessions.needs_refresh(s, expiry) is False
+
+
+# --- the row locks, against a concurrent transaction (PostgreSQL: SQLite has no row locks) ---------
+
+postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+class EndedMeanwhile:
+    """Another process signs the session out while the centre answers, and commits only once this
+    transaction waits for the row: what this one then reads is what a real race would leave."""
+
+    def __init__(self, id_hash: str):
+        self.engine = db.engine
+        self.other = self.engine.connect()
+        self.other.execute(db.update(UserSession).where(UserSession.id_hash == id_hash)
+                           .values(ended_at=datetime.now(UTC), end_reason="signed_out"))
+        self.thread = threading.Thread(target=self._commit_once_someone_waits)
+        self.thread.start()
+
+    def _commit_once_someone_waits(self):
+        waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                       "AND datname = current_database()")
+        deadline = time.monotonic() + 10
+        with self.engine.connect() as watcher:
+            while time.monotonic() < deadline:
+                seen = watcher.execute(waiting).scalar()
+                watcher.rollback()  # pg_stat_activity is a snapshot per transaction
+                if seen:
+                    break
+                time.sleep(0.01)
+        self.other.commit()
+        self.other.close()
+
+    def join(self):
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture
+def racing_centre(ctx, monkeypatch):
+    races = []
+
+    def install(answer, id_hash):
+        class Racing(Centre):
+            def refresh(self, client, refresh_token):
+                races.append(EndedMeanwhile(id_hash))
+                return super().refresh(client, refresh_token)
+
+        monkeypatch.setattr(services, "auth_centre", lambda: Racing(answer))
+        monkeypatch.setattr(services, "client_for_tenant_id", lambda tenant_id: "client")
+
+    yield install
+    for race in races:
+        race.join()
+
+
+@postgresql_only
+def test_a_sign_out_during_a_refresh_wins(ctx, racing_centre):
+    cookie, id_hash = open_cookie(access_expires_at=datetime.now(UTC) + timedelta(seconds=10))
+    racing_centre(Tokens("at-2", "rt-2", 600), id_hash)
+    assert sessions.current_session(cookie) is None  # not served after the sign-out
+    db.session.expire_all()
+    assert db.session.get(UserSession, id_hash).end_reason == "signed_out"
+
+
+@postgresql_only
+def test_a_sign_out_during_a_rejected_refresh_keeps_its_reason_and_is_not_announced_again(ctx, racing_centre, ended):
+    cookie, id_hash = open_cookie(access_expires_at=datetime.now(UTC) + timedelta(seconds=10))
+    racing_centre(AuthCentreError("invalid_grant", "refused"), id_hash)
+    assert sessions.current_session(cookie) is None
+    db.session.expire_all()
+    assert db.session.get(UserSession, id_hash).end_reason == "signed_out" and ended == []
+
+
+@postgresql_only
+def test_a_held_sign_in_being_taken_cannot_be_taken_twice(ctx):
+    sessions.hold_sign_in(IDENTITY, Tokens("a", None, 60), browser_token="b1", kind="workbench", next_url=None)
+    assert sessions.held_sign_in("b1", take=True) is not None  # not committed yet: another click waits
+    with db.engine.connect() as other:
+        with pytest.raises(OperationalError, match="could not obtain lock"):
+            other.execute(db.select(HeldSignIn).with_for_update(nowait=True))
+    db.session.commit()
+    assert sessions.held_sign_in("b1", take=True) is None
