@@ -1,6 +1,8 @@
 """The session lifecycle (sso/sessions.py) as the browser, the operator's audit and the OIDC provider
-see it: what ending, holding and refreshing a session leave in the database and announce. The centre
-is replaced here by a stand-in object (the live tests refresh against the simulator)."""
+see it: the cookie, what signing in, ending, holding and refreshing a session leave in the database
+and announce, and what a request gets. The centre is replaced here by a stand-in object (the live
+tests refresh against the simulator); the row locks are shown against a concurrent transaction on
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -332,9 +334,11 @@ def test_outside_an_app_the_cookie_has_its_plain_name():
     assert sessions.session_cookie_name() == "bridge_sid"
 
 
-def test_the_module_has_no_other_dynamic_names():
+def test_a_misspelt_module_attribute_is_the_usual_attribute_error():
+    misspelt = "SESSION_COOKIES"
     with pytest.raises(AttributeError, match="^module 'sso.sessions' has no attribute 'SESSION_COOKIES'$"):
-        sessions.SESSION_COOKIES  # noqa: B018
+        getattr(sessions, misspelt)
+    assert not hasattr(sessions, misspelt)
 
 
 def test_a_signed_id_comes_back_and_a_forged_one_does_not(app_ctx):
