@@ -793,7 +793,7 @@ def test_a_full_list_replaces_the_tenants_departments(seen):
     applied(services.apply_single_org_sync, org_body("D8", timeStamp=T9))  # newer than the list: kept
     outcome = applied(services.apply_all_org_sync, all_orgs(
         [{"orgCode": "D2", "OrgName": "Two", "parentCode": "D1"}, {"orgCode": "D1", "orgName": "", "name": "One"},
-         {"orgCode": "D3", "orgName": "Three", "parentCode": ""}], timeStamp=T3))
+         {"orgCode": "D3", "orgName": "Three", "OrgName": "3", "name": "iii", "parentCode": ""}], timeStamp=T3))
     assert (outcome.message, outcome.tenant_id, outcome.instance_id) == (
         "success (3 department(s), 1 removed)", "t1", "i1")
     assert [org_state(c) for c in ("D1", "D2", "D3", "D8", "D9")] == [
@@ -802,6 +802,8 @@ def test_a_full_list_replaces_the_tenants_departments(seen):
     assert org_state("D9", "t2") == ("Dept D9", None, False, T2, False)
     list_row = get(DepartmentList, "t1")
     assert (list_row.test_flag, list_row.last_sync_ts) == (False, T3)
+    applied(services.apply_all_org_sync, all_orgs([{"orgCode": "D9", "orgName": "Back"}], timeStamp=T4))
+    assert org_state("D9") == ("Back", None, False, T4, False)  # a newer list brings a removed one back
 
 
 def test_a_full_list_counts_the_newer_departments_it_kept(seen):
@@ -938,6 +940,14 @@ def test_a_new_instance_is_created_once_per_order_line(seen):
     again = applied(services.new_instance, new_body(businessId="i2"))  # a re-send with a new businessId
     assert (again.message, again.extra, again.instance_id) == ("success", {"instanceId": "i1"}, "i1")
     assert get(Instance, "i2") is None
+
+
+def test_the_order_line_is_named_by_order_and_line_together(seen):
+    applied(services.new_instance, new_body())
+    outcome = applied(services.new_instance, new_body(businessId="i2", orderId="o2"))  # line "l1" of another order
+    assert (outcome.message, outcome.extra) == ("success", {"instanceId": "i2"})
+    assert [(i.instance_id, i.order_id, i.order_line_id) for i in all_rows(Instance, Instance.instance_id)] == [
+        ("i1", "o1", "l1"), ("i2", "o2", "l1")]
 
 
 def test_a_business_id_of_another_order_line_is_refused_and_a_debug_call_answered(seen):
