@@ -90,6 +90,11 @@ def purge_expired_nonces(now: datetime | None = None) -> int:
     return result.rowcount or 0
 
 
+def _optional(body: dict, name: str, *, max_len: int = 64) -> str | None:
+    """An optional text field; sent empty, it is absent."""
+    return p.text(body, name, required=False, max_len=max_len) or None
+
+
 def _ignored(outcome: Outcome, test: bool) -> Outcome:
     outcome.message = ("success (debug call; production data kept)" if test
                        else "success (older than stored data; ignored)")
@@ -113,15 +118,15 @@ def apply_tenant_sync(body: dict, *, allow_insecure_idp: bool, allowed_networks=
     tenant_id = p.text(body, "tenantId")
     flag = p.small_int(body, "flag", (DELETE, ADD, MODIFY))
     ts = p.sync_time(body, "timeStamp")
-    instance_id = p.text(body, "instanceId", required=False, allow_empty=True) or None
-    order_id = p.text(body, "orderId", required=False, allow_empty=True) or None
+    instance_id = _optional(body, "instanceId")
+    order_id = _optional(body, "orderId")
     test = p.test_flag(body)
     outcome = Outcome(tenant_id=tenant_id, instance_id=instance_id)
     key = {"tenant_id": tenant_id}
 
     if flag == DELETE:
-        tombstone = dict(key, tenant_code=p.text(body, "tenantCode", required=False) or "",
-                         name=p.text(body, "name", required=False, max_len=255) or "", domain_name="",
+        tombstone = dict(key, tenant_code=_optional(body, "tenantCode") or "",
+                         name=_optional(body, "name", max_len=255) or "", domain_name="",
                          test_flag=test, last_sync_ts=ts, deleted_at=utcnow())
         # One order unbinding leaves the tenant to the orders that still bind it: the guarded
         # write first touches only the version, and the rest happens under its row lock.
@@ -196,7 +201,7 @@ def apply_application_sync(body: dict, *, private_key, secret_box) -> Outcome:
     app_id = p.text(body, "appId")
     flag = p.small_int(body, "flag", (DELETE, ADD, MODIFY))
     ts = p.sync_time(body, "timeStamp")
-    instance_id = p.text(body, "instanceId", required=False, allow_empty=True) or None
+    instance_id = _optional(body, "instanceId")
     test = p.test_flag(body)
     outcome = Outcome(tenant_id=tenant_id, instance_id=instance_id)
     key = ("tenant_id", "app_id")
@@ -243,7 +248,7 @@ def _user_profile(raw: dict, index: int) -> dict:
     try:
         for wire, column, max_len in _USER_TEXT_FIELDS:
             if wire in merged:
-                profile[column] = p.text(merged, wire, required=False, max_len=max_len) or None
+                profile[column] = _optional(merged, wire, max_len=max_len)
         if merged.get("employeeType") not in (None, ""):
             profile["employee_type"] = p.small_int(merged, "employeeType", tuple(range(0, 100)))
         if merged.get("role") not in (None, ""):
@@ -262,7 +267,7 @@ def apply_auth_sync(body: dict, *, max_users: int) -> Outcome:
     flag = p.small_int(body, "flag", (DELETE, ADD, MODIFY, CANCEL))
     sync_time = p.sync_time(body, "currentSyncTime" if body.get("currentSyncTime") else "timeStamp")
     p.sync_time(body, "timeStamp")
-    instance_id = p.text(body, "instanceId", required=False, allow_empty=True) or None
+    instance_id = _optional(body, "instanceId")
     test = p.test_flag(body)
     _, user_list = p.json_list(body, "userList")
     if len(user_list) > max_users:
@@ -289,7 +294,7 @@ def apply_auth_sync(body: dict, *, max_users: int) -> Outcome:
                                                                      "enabled": True, "deleted_at": None}
     shapes: dict[tuple, list[dict]] = {}
     for name in sorted(changes):
-        shapes.setdefault(tuple(sorted(changes[name])), []).append(
+        shapes.setdefault(tuple(changes[name]), []).append(
             {**blank, **changes[name], "tenant_id": tenant_id, "user_name": name, "app_id": app_id,
              "test_flag": test, "last_sync_ts": sync_time})
     written: list[str] = []
@@ -316,15 +321,15 @@ def apply_single_org_sync(body: dict) -> Outcome:
     flag = p.small_int(body, "flag", (DELETE, ADD, MODIFY))
     ts = p.sync_time(body, "timeStamp")
     test = p.test_flag(body)
-    outcome = Outcome(tenant_id=tenant_id, instance_id=p.text(body, "instanceId", required=False, allow_empty=True) or None)
+    outcome = Outcome(tenant_id=tenant_id, instance_id=_optional(body, "instanceId"))
     key = ("tenant_id", "org_code")
     if flag == DELETE:
-        row = dict(tenant_id=tenant_id, org_code=org_code, org_name=p.text(body, "orgName", required=False,
+        row = dict(tenant_id=tenant_id, org_code=org_code, org_name=_optional(body, "orgName",
                    max_len=128) or "", parent_code=None, test_flag=test, last_sync_ts=ts, deleted_at=utcnow())
         update = {"deleted_at": keep_first("deleted_at")}
     else:
         row = dict(tenant_id=tenant_id, org_code=org_code, org_name=p.text(body, "orgName", max_len=128),
-                   parent_code=p.text(body, "parentCode", required=False, allow_empty=True) or None,
+                   parent_code=_optional(body, "parentCode"),
                    test_flag=test, last_sync_ts=ts, deleted_at=None)
         update = ("org_name", "parent_code", "deleted_at")
     if not apply_if_newer(Department, [row], key, update):
@@ -338,7 +343,7 @@ def apply_all_org_sync(body: dict) -> Outcome:
     tenant_id = p.text(body, "tenantId")
     ts = p.sync_time(body, "timeStamp")
     test = p.test_flag(body)
-    instance_id = p.text(body, "instanceId", required=False, allow_empty=True) or None
+    instance_id = _optional(body, "instanceId")
     field_name, items = p.json_list(body, "orgInfoList", "orgInfo")
     listed: dict[str, dict] = {}
     for i, item in enumerate(items):
@@ -346,7 +351,7 @@ def apply_all_org_sync(body: dict) -> Outcome:
             code = p.text(item, "orgCode")
             name_key = next((k for k in ("orgName", "OrgName", "name") if item.get(k) not in (None, "")), "orgName")
             name = p.text(item, name_key, max_len=128)
-            parent = p.text(item, "parentCode", required=False, allow_empty=True) or None
+            parent = _optional(item, "parentCode")
         except SyncError as exc:
             raise invalid(f"{field_name}[{i}].{exc.message}") from None
         listed[code] = dict(tenant_id=tenant_id, org_code=code, org_name=name, parent_code=parent, test_flag=test,
@@ -480,9 +485,9 @@ def refresh_instance(body: dict) -> Outcome:
     instance_id = p.text(body, "instanceId")
     expire = p.expire_time(body, "expireTime")
     scene = p.choice(body, "scene", REFRESH_SCENES, required=False)
-    order_id = p.text(body, "orderId", required=False)
-    p.text(body, "orderLineId", required=False)
-    product_id = p.text(body, "productId", required=False)
+    order_id = _optional(body, "orderId")
+    _optional(body, "orderLineId")
+    product_id = _optional(body, "productId")
     seats = _linear_value(body)
     if p.test_flag(body):
         return _debug(instance_id, scene or "refresh")
@@ -512,8 +517,8 @@ def update_instance_status(body: dict) -> Outcome:
 
 def release_instance(body: dict) -> Outcome:
     instance_id = p.text(body, "instanceId")
-    order_id = p.text(body, "orderId", required=False)
-    p.text(body, "orderLineId", required=False)
+    order_id = _optional(body, "orderId")
+    _optional(body, "orderLineId")
     if p.test_flag(body):
         return _debug(instance_id, "release")
     instance = _instance_or_missing(instance_id)
@@ -528,9 +533,9 @@ def upgrade_instance(body: dict) -> Outcome:
     """V2: instanceId and the new order; product fields (V1) are taken when present."""
     instance_id = p.text(body, "instanceId")
     order_id = p.text(body, "orderId")
-    p.text(body, "orderLineId", required=False)
-    product_id = p.text(body, "productId", required=False)
-    sku_code = p.text(body, "skuCode", required=False)
+    _optional(body, "orderLineId")
+    product_id = _optional(body, "productId")
+    sku_code = _optional(body, "skuCode")
     seats = _linear_value(body)
     if p.test_flag(body):
         return _debug(instance_id, "upgrade")
