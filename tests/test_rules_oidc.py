@@ -236,6 +236,9 @@ def provider(make_app, monkeypatch, signing_key):
     return Provider(app, browser, RP(browser, *confidential), RP(browser, *public), session_hash, clock)
 
 
+ENGLISH = {"Accept-Language": "en"}
+
+
 def redirect_error(response) -> dict:
     """The error an app receives at its redirect URI."""
     assert response.status_code == 302, response.data[:300]
@@ -276,6 +279,7 @@ def _session_created_at(provider) -> int:
 def test_a_code_exchange_answers_every_token_field_and_a_signed_id_token(provider):
     rp = provider.app_rp
     before = issued(provider.app, "authorization_code")
+    provider.clock.advance(120)  # the person signed in two minutes before the app asked
     tokens = rp.tokens(scope=SCOPE)
     assert set(tokens) == {"access_token", "token_type", "expires_in", "refresh_token", "scope", "id_token", "nonce"}
     assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == ACCESS_LIFETIME and tokens["scope"] == SCOPE
@@ -364,10 +368,12 @@ def test_outside_a_request_there_is_no_issuer_without_the_public_url(app_ctx):
 # --- requests no app sends: an OAuth error, never a 500 (PostgreSQL cannot hold a NUL) --------------
 
 
-def error_page(response) -> str:
-    """The page a person gets when the request names no trustworthy redirect URI."""
+def error_page(response) -> tuple[str, str]:
+    """The page a person gets when the request names no trustworthy redirect URI: the OAuth error,
+    and the page's text (on English pages, Authlib's description too)."""
     assert response.status_code == 400 and "Location" not in response.headers, response.data[:300]
-    return re.search(rb'data-error="([a-z_]+)"', response.data).group(1).decode()
+    error = re.search(rb'data-error="([a-z_]+)"', response.data).group(1).decode()
+    return error, response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("param", ["nonce", "scope", "state", "redirect_uri", "client_id", "login_hint"])
@@ -377,14 +383,18 @@ def test_an_authorization_request_with_a_nul_is_refused(provider, param):
              "login_hint": "alice@acme"}[param]
     query = {"response_type": "code", "client_id": rp.client_id, "redirect_uri": REDIRECT, "scope": "openid",
              "state": "st-1", param: value + "\x00"}
-    assert error_page(rp.browser.get("/oidc/authorize", query_string=query)) in ("invalid_request", "invalid_client")
+    error, page = error_page(rp.browser.get("/oidc/authorize", query_string=query, headers=ENGLISH))
+    assert error == "invalid_request" and "A parameter contains a NUL character." in page
     assert rp.exchange(rp.code()).status_code == 200  # and nothing else is the worse for it
 
 
 @pytest.mark.parametrize("uri", ['https://evil.example.com/"', "https://evil.example.com/caf\u00e9",
                                  "https://app.example.com/callback\\"])
 def test_an_unregistered_redirect_uri_of_any_characters_gets_the_error_page(provider, uri):
-    assert error_page(provider.app_rp.authorize(redirect_uri=uri)) == "invalid_request"
+    rp = provider.app_rp
+    query = {"response_type": "code", "client_id": rp.client_id, "redirect_uri": uri, "scope": "openid"}
+    error, page = error_page(rp.browser.get("/oidc/authorize", query_string=query, headers=ENGLISH))
+    assert error == "invalid_request" and "redirect_uri is not registered for this app." in page
 
 
 @pytest.mark.parametrize("method, status", [("basic", 401), ("post", 400)])
@@ -545,6 +555,8 @@ def test_a_refresh_spends_the_old_tokens_and_a_reused_one_revokes_the_family(pro
     assert oauth_error(rp.refresh(tokens["refresh_token"])) == "invalid_grant"
     assert rp.userinfo(renewed["access_token"]).status_code == 401
     assert oauth_error(rp.refresh(renewed["refresh_token"])) == "invalid_grant"
+    shown = provider.app.test_cli_runner().invoke(args=["apps", "show", rp.client_id]).output
+    assert re.search(r"^Unrevoked tokens +0$", shown, re.M)  # what the operator sees
 
 
 def test_a_reused_refresh_token_revokes_only_its_apps_tokens_of_its_session(provider):

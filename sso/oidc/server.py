@@ -33,9 +33,9 @@ def issuer() -> str:
     """BRIDGE_PUBLIC_URL; without it (local development) the URL this request came in on."""
     base = current_app.config.get("PUBLIC_URL")
     if base:
-        return base.rstrip("/")
+        return base.removesuffix("/")
     if has_request_context():
-        return url_for("index", _external=True).rstrip("/")
+        return url_for("index", _external=True).removesuffix("/")
     raise RuntimeError("BRIDGE_PUBLIC_URL must be set to issue tokens outside a request")
 
 
@@ -231,13 +231,12 @@ def _save_token(token, request):
     # the new token inherits, so a replayed code still reaches it).
     code, previous = request.authorization_code, request.refresh_token
     user: OidcUser = request.user
-    now = int(time.time())
     row = OidcToken(client_id=request.client.client_id, access_token=secret_hash(token["access_token"]),
-                    scope=token.get("scope"), issued_at=now, expires_in=token["expires_in"],  # lifetimes are > 0
+                    scope=token.get("scope"), expires_in=token["expires_in"],  # lifetimes are > 0; issued_at: now
                     session_hash=user.session.id_hash, code_hash=code.code if code is not None else previous.code_hash)
     if "refresh_token" in token:  # only an app registered without the refresh_token grant goes without
         row.refresh_token = secret_hash(token["refresh_token"])
-        row.refresh_expires_at = now + current_app.config["OIDC_REFRESH_TOKEN_LIFETIME"]
+        row.refresh_expires_at = int(time.time()) + current_app.config["OIDC_REFRESH_TOKEN_LIFETIME"]
     db.session.add(row)
     # No commit here: the token view commits once the whole answer (ID token included) is built,
     # with the spent code or refresh token: one transaction, and never a token whose credential is
