@@ -128,7 +128,9 @@ def validate_config(app: Flask) -> None:
             Fernet(key)
         except (ValueError, TypeError):
             problems.append(f"BRIDGE_DATA_KEYS entry {i + 1} is not a valid Fernet key (32 url-safe base64 bytes)")
-    for name in ("SIGNATURE_WINDOW_SECONDS", "NONCE_TTL_SECONDS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"):
+    for name in ("SIGNATURE_WINDOW_SECONDS", "NONCE_TTL_SECONDS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH",
+                 # 0 would not mean "short": an access token without expires_in never expires.
+                 "OIDC_ID_TOKEN_LIFETIME", "OIDC_ACCESS_TOKEN_LIFETIME", "OIDC_REFRESH_TOKEN_LIFETIME"):
         if not isinstance(c.get(name), int) or c[name] <= 0:
             problems.append(f"BRIDGE_{name} must be a positive integer")
     try:

@@ -47,6 +47,8 @@ def register(name, redirect_uris, public, initiate_login_uri, backchannel_logout
     """Register an app; prints its client id and secret (the secret is shown only now)."""
     # Hex: never starts with "-" (which a shell command would take for an option), URL-safe as is.
     client_id = client_id or secrets.token_hex(12)
+    if len(client_id) > 48:  # the column's size
+        raise click.BadParameter(f"{client_id!r} is longer than 48 characters", param_hint="--client-id")
     if db.session.execute(db.select(OidcClient).filter_by(client_id=client_id)).first():
         raise click.ClickException(f"client id {client_id!r} is taken")
     metadata = {

@@ -16,11 +16,11 @@ from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from flask import current_app, has_request_context, url_for
 
-from common.clock import utcnow
+from common.clock import aware, utcnow
 from common.metrics import OIDC_TOKENS
 from extensions import db
 from keys.signing import active_signing_key
-from sso.admission import live_instance_in, live_instance_of, session_refusal
+from sso.admission import live_instance_in, session_refusal
 from sso.models import UserSession
 from sso.oidc.models import OidcAuthorizationCode, OidcClient, OidcToken, secret_hash
 from tenants import queries
@@ -33,9 +33,9 @@ def issuer() -> str:
     """BRIDGE_PUBLIC_URL; without it (local development) the URL this request came in on."""
     base = current_app.config.get("PUBLIC_URL")
     if base:
-        return base.rstrip("/")
+        return base.removesuffix("/")
     if has_request_context():
-        return url_for("index", _external=True).rstrip("/")
+        return url_for("index", _external=True).removesuffix("/")
     raise RuntimeError("BRIDGE_PUBLIC_URL must be set to issue tokens outside a request")
 
 
@@ -50,8 +50,9 @@ def session_sid(session_hash: str) -> str:
 
 @dataclass
 class OidcUser:
-    """What Authlib calls the user: a live bridge session (and, when already read, its tenant and
-    the tenant's order links, so a token request reads them once)."""
+    """What Authlib calls the user: a live bridge session. For claims, also its tenant and the
+    tenant's order links, as user_for_session_hash reads them (once per token request); the
+    authorization request needs the session only."""
 
     session: UserSession
     orders: list | None = None
@@ -73,9 +74,11 @@ def user_for_session_hash(session_hash: str) -> OidcUser | None:
     return OidcUser(user_session, orders, tenant)
 
 
-def claims_for(user: OidcUser, scope: str) -> dict:
+def claims_for(user: OidcUser, scope: str | None) -> dict:
+    """The claims of these scopes, for a user from user_for_session_hash (admitted, so its tenant
+    and orders exist)."""
     s = user.session
-    scopes = set((scope or "").split())
+    scopes = scope.split() if scope else []
     info = UserInfo(sub=user.get_user_id())
     if "profile" in scopes:
         info.update(name=s.name or s.user_name, preferred_username=s.user_name)
@@ -84,11 +87,9 @@ def claims_for(user: OidcUser, scope: str) -> dict:
     if "phone" in scopes and s.mobile:
         info["phone_number"] = s.mobile
     if "koogallery" in scopes:
-        tenant = user.tenant if user.tenant is not None else db.session.get(Tenant, s.tenant_id)
-        info.update(tenant=s.tenant_id, tenant_code=tenant.tenant_code if tenant else None,
-                    tenant_name=tenant.name if tenant else None, role=s.role, org_code=s.org_code,
-                    org_name=s.org_name, instance_id=live_instance_of(s.tenant_id) if user.orders is None
-                    else live_instance_in(user.orders, utcnow()))
+        info.update(tenant=s.tenant_id, tenant_code=user.tenant.tenant_code, tenant_name=user.tenant.name,
+                    role=s.role, org_code=s.org_code, org_name=s.org_name,
+                    instance_id=live_instance_in(user.orders, utcnow()))
     return {k: v for k, v in info.items() if v is not None}
 
 
@@ -112,13 +113,29 @@ class S256CodeChallenge(CodeChallenge):
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
+    def validate_authorization_request(self):
+        # PostgreSQL can neither store nor compare text holding a NUL (the nonce, the scope):
+        # refused first, as a request no app sends, rather than a 500 further on.
+        if any("\x00" in value for values in self.request.payload.datalist.values() for value in values):
+            raise InvalidRequestError("A parameter contains a NUL character.")
+        return super().validate_authorization_request()
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request, client):
+        # Authlib's refusal quotes the URI, and an error description may hold only printable ASCII
+        # (RFC 6749 §4.1.2.1): Authlib raises ValueError for anything else, a 500.
+        uri = request.payload.redirect_uri
+        if uri and not client.check_redirect_uri(uri):
+            raise InvalidRequestError("redirect_uri is not registered for this app.")
+        return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
+
     def save_authorization_code(self, code, request):
         user: OidcUser = request.user
         payload = request.payload
         db.session.add(OidcAuthorizationCode(
             code=secret_hash(code), client_id=request.client.client_id, redirect_uri=payload.redirect_uri or "",
-            response_type=payload.response_type, scope=payload.scope or "", nonce=payload.data.get("nonce"),
-            auth_time=int(user.session.created_at.timestamp()), session_hash=user.session.id_hash,
+            scope=payload.scope, nonce=payload.data.get("nonce"),
+            auth_time=int(aware(user.session.created_at).timestamp()), session_hash=user.session.id_hash,
             code_challenge=payload.data.get("code_challenge"),
             code_challenge_method=payload.data.get("code_challenge_method")))
         db.session.commit()
@@ -204,25 +221,23 @@ class BridgeOpenIDCode(OpenIDCode):
 
 
 def _query_client(client_id):
-    if not client_id or len(client_id) > 48:
+    if "\x00" in client_id:  # PostgreSQL refuses to compare text holding a NUL: an error, not "no such app"
         return None
     return db.session.execute(db.select(OidcClient).filter_by(client_id=client_id)).scalar_one_or_none()
 
 
 def _save_token(token, request):
-    cfg = current_app.config
-    code = getattr(request, "authorization_code", None)
-    previous = getattr(request, "refresh_token", None)
+    # One grant or the other: the spent code, or the refresh token being rotated (whose code
+    # the new token inherits, so a replayed code still reaches it).
+    code, previous = request.authorization_code, request.refresh_token
     user: OidcUser = request.user
-    db.session.add(OidcToken(
-        client_id=request.client.client_id, token_type=token.get("token_type", "Bearer"),
-        access_token=secret_hash(token["access_token"]),
-        refresh_token=secret_hash(token["refresh_token"]) if token.get("refresh_token") else None,
-        scope=token.get("scope", ""), issued_at=int(time.time()), expires_in=int(token.get("expires_in", 0)),
-        session_hash=user.session.id_hash,
-        code_hash=code.code if code is not None else (previous.code_hash if previous is not None else None),
-        refresh_expires_at=int(time.time()) + cfg["OIDC_REFRESH_TOKEN_LIFETIME"] if token.get("refresh_token") else None,
-    ))
+    row = OidcToken(client_id=request.client.client_id, access_token=secret_hash(token["access_token"]),
+                    scope=token.get("scope"), expires_in=token["expires_in"],  # lifetimes are > 0; issued_at: now
+                    session_hash=user.session.id_hash, code_hash=code.code if code is not None else previous.code_hash)
+    if "refresh_token" in token:  # only an app registered without the refresh_token grant goes without
+        row.refresh_token = secret_hash(token["refresh_token"])
+        row.refresh_expires_at = int(time.time()) + current_app.config["OIDC_REFRESH_TOKEN_LIFETIME"]
+    db.session.add(row)
     # No commit here: the token view commits once the whole answer (ID token included) is built,
     # with the spent code or refresh token: one transaction, and never a token whose credential is
     # still unspent.
@@ -231,8 +246,6 @@ def _save_token(token, request):
 
 class _BearerValidator(BearerTokenValidator):
     def authenticate_token(self, token_string):
-        if not token_string or len(token_string) > 512:
-            return None
         return db.session.execute(db.select(OidcToken).filter_by(
             access_token=secret_hash(token_string))).scalar_one_or_none()
 
@@ -250,8 +263,9 @@ def init_server(app) -> None:
     def expires_in(client, grant_type):
         return app.config["OIDC_ACCESS_TOKEN_LIFETIME"]
 
-    app.config.setdefault("OAUTH2_TOKEN_EXPIRES_IN", {})
-    server = AuthorizationServer(app, query_client=_query_client, save_token=_save_token)
+    # Not AuthorizationServer(app): init_app would only read OAUTH2_* settings the bridge has none
+    # of and build a token generator that the bridge's own replaces.
+    server = AuthorizationServer(query_client=_query_client, save_token=_save_token)
     server.register_token_generator("default", _token_generator(expires_in))
     server.register_grant(AuthorizationCodeGrant, [S256CodeChallenge(required=True), BridgeOpenIDCode()])
     server.register_grant(RefreshTokenGrant)
