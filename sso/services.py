@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import string
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NoReturn
@@ -20,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from common.clock import aware, utcnow
 from common.hashing import hash_token
 from common.metrics import LOGINS
+from common.secrets_text import random_text
 from extensions import db
 from keys import keyring
 from sso import admission
@@ -74,11 +74,8 @@ def client_for(tenant: Tenant) -> Client:
 # --- starting a login -----------------------------------------------------------------------------
 
 
-_STATE_ALPHABET = string.ascii_letters + string.digits  # what the centres document for `state`
-
-
 def new_state() -> str:
-    return "".join(secrets.choice(_STATE_ALPHABET) for _ in range(43))
+    return random_text(43)  # letters and digits: what the centres document for `state`
 
 
 def start_login(tenant: Tenant, *, browser_token: str, redirect_uri: str, next_url: str | None,

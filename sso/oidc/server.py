@@ -18,6 +18,7 @@ from flask import current_app, has_request_context, url_for
 
 from common.clock import aware, utcnow
 from common.metrics import OIDC_TOKENS
+from common.secrets_text import random_text
 from extensions import db
 from keys.signing import active_signing_key
 from sso.admission import live_instance_in, session_refusal
@@ -277,9 +278,8 @@ def authorization_server() -> AuthorizationServer:
 
 
 def _token_generator(expires_in):
-    from authlib.common.security import generate_token
     from authlib.oauth2.rfc6750 import BearerTokenGenerator
 
-    return BearerTokenGenerator(access_token_generator=lambda *a, **k: generate_token(43),
-                                refresh_token_generator=lambda *a, **k: generate_token(48),
+    return BearerTokenGenerator(access_token_generator=lambda *a, **k: random_text(43),
+                                refresh_token_generator=lambda *a, **k: random_text(48),
                                 expires_generator=expires_in)
