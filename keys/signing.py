@@ -26,8 +26,14 @@ def _cache() -> dict:
 
 
 def _load(row: SigningKey) -> RSAKey:
-    return RSAKey.import_key(keyring().data.decrypt(row.private_pem_enc), parameters={"kid": row.kid, "use": "sig",
-                                                                                    "alg": "RS256"})
+    """A key's PEM never changes under its kid, and importing a 3072-bit private key (the library
+    checks it) costs a tenth of a second of CPU: each kid is imported once per process."""
+    loaded = _cache().setdefault("loaded", {})
+    key = loaded.get(row.kid)
+    if key is None:
+        key = loaded[row.kid] = RSAKey.import_key(keyring().data.decrypt(row.private_pem_enc),
+                                                  parameters={"kid": row.kid, "use": "sig", "alg": "RS256"})
+    return key
 
 
 def create_signing_key(bits: int = MIN_KEY_BITS) -> SigningKey:
@@ -69,9 +75,8 @@ def _keys(max_token_lifetime: int):
     cutoff = utcnow() - timedelta(seconds=max_token_lifetime)
     published = [r for r in rows if r.retired_at is None
                  or (r.retired_at if r.retired_at.tzinfo else r.retired_at.replace(tzinfo=UTC)) > cutoff]
-    active = _load(live[0])
-    public = [_load(r) for r in published]
     with _lock:
+        active, public = _load(live[0]), [_load(r) for r in published]
         _cache()["keys"] = (time.monotonic() + _CACHE_SECONDS, active, public)
     return active, public
 
