@@ -66,9 +66,9 @@ def fill_if_blank(column: str):
     return lambda call, stored: db.func.coalesce(db.func.nullif(stored[column], ""), call[column])
 
 
-@lru_cache
-def set_null(column: str):
-    return lambda call, stored: None
+def set_null(call, stored):
+    """Clears the column: a tombstone re-added comes back live."""
+    return None
 
 
 def apply_if_newer(model, rows: list[dict], key: tuple[str, ...], update: Iterable[str] | dict) -> set[tuple]:

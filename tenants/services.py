@@ -154,7 +154,7 @@ def apply_tenant_sync(body: dict, *, allow_insecure_idp: bool, allowed_networks=
     row = dict(key, tenant_code=tenant_code or "", name=name, domain_name=domain, test_flag=test, last_sync_ts=ts)
     update = {"name": None, "domain_name": None}  # modify: only name and domainName
     if flag == ADD:
-        update |= {"tenant_code": None, "deleted_at": set_null("deleted_at")}
+        update |= {"tenant_code": None, "deleted_at": set_null}
     elif tenant_code:  # a modify that names the code fills it in when we had none
         update["tenant_code"] = fill_if_blank("tenant_code")
     previous_domain, previous_code, code_holder = _stored_and_code_holder(tenant_id, tenant_code)
@@ -167,8 +167,8 @@ def apply_tenant_sync(body: dict, *, allow_insecure_idp: bool, allowed_networks=
         # Logins under way were started at the old centre: their codes must not go to the new one.
         centre_changed(tenant_id)
     if instance_id:
-        insert_missing(TenantInstance, [dict(tenant_id=tenant_id, instance_id=instance_id, order_id=order_id,
-                                             created_at=utcnow())], ("tenant_id", "instance_id"))
+        insert_missing(TenantInstance, [dict(tenant_id=tenant_id, instance_id=instance_id, order_id=order_id)],
+                       ("tenant_id", "instance_id"))
     return outcome
 
 

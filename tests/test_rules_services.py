@@ -408,6 +408,7 @@ def test_an_order_unbinding_leaves_the_tenant_to_the_orders_that_still_bind_it(s
     assert links() == [("t2", "i1", "o3")]
     assert get(TenantApp, "t1", "a1").client_secret_enc is None
     assert seen == [("access", "t1", None, "tenant_deleted")]
+    assert get(Tenant, "t2").deleted_at is None  # only the unbound tenant is deleted
 
 
 def test_the_last_order_unbinding_a_deleted_tenant_keeps_its_first_deletion_time(seen):
