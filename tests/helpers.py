@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 
 import pytest
+import sqlalchemy
 from cryptography.fernet import Fernet
 
-from app import create_app
 from extensions import db
 
 KIT_KEY = "kit-access-key-0123456789"
@@ -42,10 +42,19 @@ def rows(app, model, **where):
         return db.session.execute(db.select(model).filter_by(**where)).scalars().all()
 
 
+_TRUNCATE: dict[str, tuple] = {}  # url -> (engine, statement): made once per database
+
+
 def truncate_all(config: dict, url: str) -> None:
-    app = create_app({**config, "DATABASE_URL": url})
-    with app.app_context():
-        tables = ", ".join(t.name for t in db.metadata.sorted_tables)
-        with db.engine.begin() as conn:
-            conn.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-        db.engine.dispose()
+    """Empty every table of the bridge's PostgreSQL database (before and after each test: module-scoped
+    live servers share it). One engine and one statement per database, not an app per call."""
+    if url not in _TRUNCATE:
+        engine = sqlalchemy.create_engine(url, pool_size=1, pool_pre_ping=True)
+        with engine.connect() as conn:
+            tables = conn.exec_driver_sql(
+                "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema() "
+                "AND tablename <> 'alembic_version' ORDER BY tablename").scalars().all()
+        _TRUNCATE[url] = (engine, f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    engine, statement = _TRUNCATE[url]
+    with engine.begin() as conn:
+        conn.exec_driver_sql(statement)
