@@ -384,7 +384,7 @@ def test_an_authorization_request_with_a_nul_is_refused(provider, param):
     query = {"response_type": "code", "client_id": rp.client_id, "redirect_uri": REDIRECT, "scope": "openid",
              "state": "st-1", param: value + "\x00"}
     error, page = error_page(rp.browser.get("/oidc/authorize", query_string=query, headers=ENGLISH))
-    assert error == "invalid_request" and "A parameter contains a NUL character." in page
+    assert error == "invalid_request" and "</code>: A parameter contains a NUL character.</p>" in page
     assert rp.exchange(rp.code()).status_code == 200  # and nothing else is the worse for it
 
 
@@ -394,7 +394,7 @@ def test_an_unregistered_redirect_uri_of_any_characters_gets_the_error_page(prov
     rp = provider.app_rp
     query = {"response_type": "code", "client_id": rp.client_id, "redirect_uri": uri, "scope": "openid"}
     error, page = error_page(rp.browser.get("/oidc/authorize", query_string=query, headers=ENGLISH))
-    assert error == "invalid_request" and "redirect_uri is not registered for this app." in page
+    assert error == "invalid_request" and "</code>: redirect_uri is not registered for this app.</p>" in page
 
 
 @pytest.mark.parametrize("method, status", [("basic", 401), ("post", 400)])
