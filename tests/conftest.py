@@ -152,9 +152,9 @@ def database_url(request, tmp_path, sqlite_template):
         return
     url = request.getfixturevalue("postgres_url")
     # Module-scoped live servers share this database too: empty it before and after every test.
-    truncate_all(request.getfixturevalue("base_config"), url)
+    truncate_all(url)
     yield url
-    truncate_all(request.getfixturevalue("base_config"), url)
+    truncate_all(url)
 
 
 @pytest.fixture

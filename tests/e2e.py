@@ -40,7 +40,6 @@ class Stack:
     simulator: object
     sim_app: object
     bridge_app: object
-    base_config: dict
     database_url: str
 
     def sim(self, *args: str) -> str:
@@ -56,7 +55,7 @@ class Stack:
     def reset(self) -> None:
         with self.bridge_app.app_context():
             db.session.remove()
-        truncate_all(self.base_config, self.database_url)
+        truncate_all(self.database_url)
         self.sim("reset")
         self.sim("sync")
 
@@ -71,11 +70,11 @@ class Stack:
             db.engine.dispose()
         self.simulator.stop()
         self.bridge.stop()
-        truncate_all(self.base_config, self.database_url)
+        truncate_all(self.database_url)
 
 
 def start_stack(base_config, database_url, rsa_key, tmp, **bridge_settings) -> Stack:
-    truncate_all(base_config, database_url)
+    truncate_all(database_url)
     public_key = public_key_for_koogallery(rsa_key[0])
     sim_port = free_port()
     settings = {"ALLOW_INSECURE_IDP": "true", "COOKIE_SECURE": "false", "APP_ID": APP_ID,
@@ -91,7 +90,7 @@ def start_stack(base_config, database_url, rsa_key, tmp, **bridge_settings) -> S
                                 "BRIDGE_URL": bridge.url, "KIT_ACCESS_KEY": KIT_KEY, "BASIC_ACCESS_KEY": BASIC_KEY,
                                 "BRIDGE_PUBLIC_KEY": public_key})
     bridge_app = create_bridge({**base_config, "DATABASE_URL": database_url, "PUBLIC_URL": bridge.url})
-    return Stack(bridge, simulator, sim_app, bridge_app, base_config, database_url)
+    return Stack(bridge, simulator, sim_app, bridge_app, database_url)
 
 
 class Browser:

@@ -45,7 +45,7 @@ def rows(app, model, **where):
 _TRUNCATE: dict[str, tuple] = {}  # url -> (engine, statement): made once per database
 
 
-def truncate_all(config: dict, url: str) -> None:
+def truncate_all(url: str) -> None:
     """Empty every table of the bridge's PostgreSQL database (before and after each test: module-scoped
     live servers share it). One engine and one statement per database, not an app per call."""
     if url not in _TRUNCATE:

@@ -48,13 +48,13 @@ def bridge(base_config, postgres_url, tmp_path_factory):
                               workers=1, threads=4, COOKIE_SECURE="false")
     yield server
     server.stop()
-    truncate_all(base_config, postgres_url)
+    truncate_all(postgres_url)
 
 
 @pytest.fixture
 def seeded(bridge, base_config, postgres_url):
     """Empty tables, then: two operators (one with TOTP), a tenant, and its user signed in."""
-    truncate_all(base_config, postgres_url)
+    truncate_all(postgres_url)
     helper = create_app({**base_config, "DATABASE_URL": postgres_url})
     runner = helper.test_cli_runner()
     made = runner.invoke(args=["admin", "create-user", "ops", "--totp", "--password-stdin"], input=f"{PASSWORD}\n")

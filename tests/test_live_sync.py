@@ -21,11 +21,11 @@ pytestmark = pytest.mark.live
 
 @pytest.fixture
 def live_bridge(base_config, postgres_url, tmp_path):
-    truncate_all(base_config, postgres_url)
+    truncate_all(postgres_url)
     server = start_bridge(base_config, postgres_url, tmp_path / "bridge.log")
     yield server
     server.stop()
-    truncate_all(base_config, postgres_url)
+    truncate_all(postgres_url)
 
 
 def test_twenty_identical_tenant_syncs_in_parallel_make_one_tenant(live_bridge, base_config, postgres_url):

@@ -45,13 +45,13 @@ def _plan(statement: str, parameters, *, bitmap: bool = False) -> str:
 @pytest.fixture
 def pg_app(base_config, postgres_url):
     """PostgreSQL only (the plans are its planner's), so no SQLite variant to skip."""
-    truncate_all(base_config, postgres_url)
+    truncate_all(postgres_url)
     app = create_app({**base_config, "DATABASE_URL": postgres_url})
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
-    truncate_all(base_config, postgres_url)
+    truncate_all(postgres_url)
 
 
 def test_tenant_code_lookups_of_login_and_tenant_sync_use_an_index(pg_app):

@@ -136,7 +136,7 @@ class Pair:
 @pytest.fixture(scope="module")
 def pair(base_config, postgres_url, rsa_key, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sim-bridge")
-    truncate_all(base_config, postgres_url)
+    truncate_all(postgres_url)
     public_key = public_key_for_koogallery(rsa_key[0])
     bridge = start_bridge(base_config, postgres_url, tmp / "bridge.log", workers=1, threads=4,
                           ALLOW_INSECURE_IDP="true")
@@ -158,7 +158,7 @@ def pair(base_config, postgres_url, rsa_key, tmp_path_factory):
         if simulator is not None:
             simulator.stop()
         bridge.stop()
-        truncate_all(base_config, postgres_url)
+        truncate_all(postgres_url)
 
 
 def test_sim_sync_stores_tenants_apps_departments_users_and_orders_in_the_bridge(pair):

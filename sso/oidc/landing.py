@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 from flask import current_app
@@ -19,13 +18,10 @@ def _with_issuer(uri: str) -> str:
 
 
 def landing_url() -> str | None:
-    """After every login with no destination, so two plain columns rather than whole clients."""
-    stmt = db.select(OidcClient._client_metadata).order_by(OidcClient.id)
+    """The one launchable app's initiate-login URI (the app BRIDGE_OIDC_LANDING_APP names, if set)."""
+    stmt = db.select(OidcClient).order_by(OidcClient.id)
     chosen = current_app.config.get("OIDC_LANDING_APP")
     if chosen:
-        stmt = stmt.where(OidcClient.client_id == chosen)
-    uris = [uri for metadata in db.session.scalars(stmt)
-            if (uri := json.loads(metadata or "{}").get("initiate_login_uri"))]
-    if len(uris) != 1:
-        return None
-    return _with_issuer(uris[0])
+        stmt = stmt.filter_by(client_id=chosen)
+    uris = [c.initiate_login_uri for c in db.session.scalars(stmt) if c.initiate_login_uri]
+    return _with_issuer(uris[0]) if len(uris) == 1 else None
