@@ -28,7 +28,7 @@ from bench.scenarios import CST, LOGIN_ACCOUNTS, OIDC_CLIENT_ID, OIDC_REDIRECT, 
 from bench.stack import Stack
 from devtools.koogallery import kit_headers
 
-SCENARIOS = ("tenantsync", "authsync", "login", "reinitiate", "oidc")
+SCENARIOS = ("floors", "tenantsync", "authsync", "login", "reinitiate", "oidc")
 
 
 class Counts:
@@ -105,6 +105,48 @@ class InProcess:
             Path(self.profile_dir).mkdir(parents=True, exist_ok=True)
             (Path(self.profile_dir) / f"{name}.txt").write_text(out.getvalue(), encoding="utf-8")
             profiler.dump_stats(str(Path(self.profile_dir) / f"{name}.prof"))
+
+    def floors(self) -> None:
+        """What the stack costs before the bridge does anything of its own, measured like the
+        scenarios: a request answered by Flask (`GET /healthz`), one prebuilt Core statement through
+        the app's session (a primary-key read), five of them and a commit (tenantSync's shape without
+        its logic), and the signature check and JSON parse of a tenantSync body. A hot path cannot
+        cost less than the floors it is made of."""
+        from extensions import db
+        from tenants.models import Tenant
+        from tenants.parsing import parse_json_object
+        from tenants.signing import check_signature_headers, verify_kit_signature
+
+        client = self.app.test_client()
+        by_id = db.select(Tenant.__table__).where(Tenant.__table__.c.tenant_id == db.bindparam("tenant_id"))
+        body = self._sync_bodies(1)[0]
+        raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        headers = kit_headers(self.stack.kit_key, body)
+
+        def statements(n, commit):
+            with self.app.app_context():
+                db.session.connection()
+                for _ in range(n):
+                    db.session.execute(by_id, {"tenant_id": "inproc-tenant-00001"}).first()
+                if commit:
+                    db.session.commit()
+
+        def signature_and_json():
+            sig = check_signature_headers(headers["x-sign"], headers["x-timestamp"], headers["x-nonce"],
+                                          int(time.time() * 1000), 60_000)
+            verify_kit_signature([self.stack.kit_key], sig, headers["x-timestamp"], raw, parse_json_object(raw, 32))
+
+        steps = (("floor: GET /healthz", lambda: client.get("/healthz")),
+                 ("floor: a connection checked out and returned", lambda: statements(0, False)),
+                 ("floor: 1 Core statement", lambda: statements(1, False)),
+                 ("floor: 5 Core statements + commit", lambda: statements(5, True)),
+                 ("floor: signature + JSON of a tenantSync", signature_and_json))
+        for name, step in steps:
+            for _ in range(100):
+                step()
+            with self._timed(name, self.calls) as clock:
+                for _ in range(self.calls):
+                    clock(step)
 
     def _post_signed(self, client, interface: str, body: dict):
         raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -259,7 +301,7 @@ def main(argv=None) -> int:
         print(f"bench.inprocess: starting PostgreSQL and the simulator in {stack.dir}", flush=True)
         stack.start()
         bench = InProcess(stack, args.calls, args.profile_dir, args.show_sql)
-        steps = {"tenantsync": bench.tenant_sync, "authsync": bench.auth_sync, "login": bench.login_direct,
+        steps = {"floors": bench.floors, "tenantsync": bench.tenant_sync, "authsync": bench.auth_sync, "login": bench.login_direct,
                  "reinitiate": bench.login_reinitiate, "oidc": bench.oidc_token}
         for name in SCENARIOS:
             if name in selected:
