@@ -108,3 +108,44 @@ def test_scaled_database_and_dripping_centre_runs(tmp_path):
     for row in attack["attacked"]:
         assert row["ok"] > 0 and row["errors"] == 0 and row["p99_ms"] < 2000, row
     assert "one tenant's centre dripping" in run.stdout
+
+
+def test_in_process_harness_reports_the_floors_and_a_scenario(tmp_path):
+    """`python -m bench.inprocess`: the stack's floors and tenantSync, with their counts."""
+    _require_postgres()
+    out = tmp_path / "inprocess.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "FLASK_", "SIM_"))}
+    run = subprocess.run([sys.executable, "-m", "bench.inprocess", "--only", "floors,tenantsync", "--calls", "20",
+                          "--log-level", "WARNING", "--output", str(out)], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=180)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    by_name = {r["scenario"]: r for r in json.loads(out.read_text())["results"]}
+    assert list(by_name) == ["floor: GET /healthz", "floor: a connection checked out and returned",
+                             "floor: 1 Core statement", "floor: 5 Core statements + commit",
+                             "floor: signature + JSON of a tenantSync", "tenantSync"]
+    assert all(r["cpu_ms_per_op"] > 0 for r in by_name.values())
+    assert by_name["floor: 5 Core statements + commit"]["sql_statements_per_op"] == 5
+    assert by_name["floor: 5 Core statements + commit"]["commits_per_op"] == 1
+    assert by_name["tenantSync"]["sql_statements_per_op"] == 5 and by_name["tenantSync"]["commits_per_op"] == 1
+
+
+def _row(name, bridge, p99, floor=None, **other_cpu):
+    return {"scenario": name, "cpu_ms_per_op": {"bridge": bridge, **other_cpu}, "p99_ms": p99, "floor": floor}
+
+
+def test_scale_comparison_judges_each_scenario_against_its_own_pass_floor():
+    """The loaded pass ran on a machine 20 % slower (its floors cost 20 % more): a scenario that cost
+    20 % more is flat; one that cost 40 % more is not; the floors are marked, not judged."""
+    from bench.scale import comparison
+
+    empty = [_row("healthz@32", 1.0, 10), _row("tenantSync@32", 4.0, 100, "healthz@32"),
+             _row("authlib_floor@16", 0.0, 50, simulator=4.0, client=1.0),
+             _row("login_direct@16", 10.0, 200, "authlib_floor@16")]
+    scaled = [_row("healthz@32", 1.2, 12), _row("tenantSync@32", 4.8, 120, "healthz@32"),
+              _row("authlib_floor@16", 0.0, 60, simulator=4.8, client=1.2),
+              _row("login_direct@16", 14.0, 280, "authlib_floor@16")]
+    verdicts = {line.split()[0]: line.split()[-1] for line in comparison(empty, scaled).splitlines()[2:]}
+    assert verdicts == {"healthz@32": "floor", "tenantSync@32": "yes", "authlib_floor@16": "floor",
+                        "login_direct@16": "no"}
+    # Without a floor's drift to take out, the raw change is what is judged.
+    assert comparison([_row("x@1", 1.0, 10)], [_row("x@1", 1.2, 10)]).splitlines()[2].split()[-1] == "no"
