@@ -121,6 +121,9 @@ def validate_config(app: Flask) -> None:
                  "RATE_LIMIT_OVERFLOW", "DATABASE_LOCK_TIMEOUT_MS", "DATABASE_STATEMENT_TIMEOUT_MS"):
         if not isinstance(c.get(name), int) or isinstance(c.get(name), bool) or c[name] < 0:
             problems.append(f"BRIDGE_{name} must be a whole number (0 or more)")
+    busy = c.get("MAINTENANCE_BUSY_PERCENT")
+    if not isinstance(busy, int) or isinstance(busy, bool) or not 1 <= busy <= 100:
+        problems.append("BRIDGE_MAINTENANCE_BUSY_PERCENT must be a whole number from 1 to 100")
     if not c["DATA_KEYS"]:
         problems.append("BRIDGE_DATA_KEYS must hold at least one Fernet key (python -m config.generate makes one)")
     for i, key in enumerate(c["DATA_KEYS"]):

@@ -135,6 +135,9 @@ AUDIT_RETENTION_DAYS = 180
 MAINTENANCE_BATCH_SIZE = 2000
 # Pause between two full batches: a long first run takes the database's time in turns with the syncs.
 MAINTENANCE_BATCH_PAUSE_MS = 50
+# The most of its time a run spends deleting (1-100): after a batch that took t it waits at least
+# t × (100 / percent − 1), so a year's backlog leaves the syncs their share of the database's CPU.
+MAINTENANCE_BUSY_PERCENT = 25
 
 # --- operator console (admin/) ---------------------------------------------------------------------
 

@@ -72,20 +72,30 @@ def run_maintenance(progress: Callable[[str, int], None] | None = None) -> dict[
     }
     batch = max(1, int(cfg["MAINTENANCE_BATCH_SIZE"]))
     pause = max(0.0, float(cfg["MAINTENANCE_BATCH_PAUSE_MS"]) / 1000)
+    busy = min(100, max(1, int(cfg["MAINTENANCE_BUSY_PERCENT"])))
     removed = {}
     for name, (model, *conditions) in steps.items():
-        removed[name] = _delete_in_batches(name, model, conditions, batch, pause, progress)
+        removed[name] = _delete_in_batches(name, model, conditions, batch, lambda took: wait_after(took, pause, busy),
+                                           progress)
         log.info("maintenance: %s %d removed", name, removed[name])
     return removed
 
 
-def _delete_in_batches(name: str, model, conditions, batch: int, pause: float, progress) -> int:
+def wait_after(took: float, pause: float, busy_percent: int) -> float:
+    """Seconds to wait after a full batch that took `took`: enough that batches fill at most
+    `busy_percent` of the run's time (a batch's deletes and their index entries cost the database
+    CPU the syncs need), and never less than `pause`."""
+    return max(pause, took * (100 / busy_percent - 1))
+
+
+def _delete_in_batches(name: str, model, conditions, batch: int, wait: Callable[[float], float], progress) -> int:
     """DELETE … WHERE key IN (the first `batch` matching keys), committed, until fewer match: each
-    transaction touches at most `batch` rows, whatever the table's size. `pause` seconds between
-    full batches leave the database to the sync calls meanwhile."""
+    transaction touches at most `batch` rows, whatever the table's size. Between full batches,
+    `wait(seconds the batch took)` leaves the database to the sync calls."""
     key = list(model.__table__.primary_key.columns)
     total, logged_at = 0, time.monotonic()
     while True:
+        started = time.monotonic()
         chosen = db.select(*key).where(*conditions).limit(batch)
         if len(key) == 1:
             count = db.session.execute(db.delete(model).where(key[0].in_(chosen.scalar_subquery()))).rowcount
@@ -101,8 +111,8 @@ def _delete_in_batches(name: str, model, conditions, batch: int, pause: float, p
             logged_at = time.monotonic()
         if not count or count < batch:
             return total
-        if pause:
-            time.sleep(pause)
+        if seconds := wait(time.monotonic() - started):
+            time.sleep(seconds)
 
 
 def _tenants_of_released_instances(cutoff):

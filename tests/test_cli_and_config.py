@@ -30,6 +30,9 @@ from tests.helpers import ok
     ({"DATA_KEYS": ["not-a-fernet-key"]}, "not a valid Fernet key"),
     ({"SIGNATURE_WINDOW_SECONDS": 0}, "SIGNATURE_WINDOW_SECONDS"),
     ({"SIGNATURE_WINDOW_SECONDS": 600}, "NONCE_TTL_SECONDS"),
+    ({"MAINTENANCE_BUSY_PERCENT": 0}, "BRIDGE_MAINTENANCE_BUSY_PERCENT must be a whole number from 1 to 100"),
+    ({"MAINTENANCE_BUSY_PERCENT": 101}, "BRIDGE_MAINTENANCE_BUSY_PERCENT"),
+    ({"MAINTENANCE_BUSY_PERCENT": "25"}, "BRIDGE_MAINTENANCE_BUSY_PERCENT"),
 ])
 def test_missing_or_malformed_secret_stops_start_up(base_config, override, message):
     with pytest.raises(ConfigError, match=message):

@@ -6,14 +6,17 @@ import io
 import json
 import logging
 import re
+import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from app import create_app
 from common.clock import utcnow
 from extensions import db
 from ops.logs import JsonFormatter
+from ops import maintenance
 from ops.maintenance import run_maintenance
 from sso.models import LoginState, UserSession
 from tenants.models import Instance, InstanceStatus, SeenNonce, SyncCall, TenantInstance, TenantUser
@@ -222,6 +225,47 @@ def test_maintenance_deletes_exactly_the_expired_rows_in_bounded_batches(make_ap
         assert [(u.tenant_id, u.user_name) for u in db.session.execute(db.select(TenantUser)).scalars()] == [
             ("kept", "u0")]
         assert set(run_maintenance().values()) == {0}  # nothing left to do
+
+
+def test_maintenance_leaves_the_database_most_of_its_time(make_app, monkeypatch):
+    """A long run spends at most MAINTENANCE_BUSY_PERCENT of its time in batches: after each full
+    batch it waits three times as long as the batch took (25 %), and never less than the pause."""
+    app = make_app(MAINTENANCE_BATCH_SIZE=3, MAINTENANCE_BUSY_PERCENT=25, MAINTENANCE_BATCH_PAUSE_MS=500)
+    clock = {"now": 0.0}
+    waits: list[float] = []
+
+    class Clock:  # every DELETE "takes" a second; a wait passes the time it asks for
+        time = staticmethod(time.time)
+
+        @staticmethod
+        def monotonic():
+            return clock["now"]
+
+        @staticmethod
+        def sleep(seconds):
+            waits.append(seconds)
+            clock["now"] += seconds
+
+    monkeypatch.setattr(maintenance, "time", Clock)
+    now = utcnow()
+    with app.app_context():
+        db.session.add_all([SyncCall(request_id=f"old{i}", interface="kit:tenantSync", result_code="000000",
+                                     result_msg="ok", duration_ms=1, created_at=now - timedelta(days=181 + i))
+                            for i in range(10)])
+        db.session.commit()
+
+        def one_second(_conn, _cursor, statement, *_args):
+            if statement.lstrip().upper().startswith("DELETE"):
+                clock["now"] += 1
+
+        event.listen(db.engine, "after_cursor_execute", one_second)
+        try:
+            assert run_maintenance()["sync_calls"] == 10
+        finally:
+            event.remove(db.engine, "after_cursor_execute", one_second)
+    assert waits == [3.0, 3.0, 3.0]  # three full batches of 3, each a one-second DELETE; the last one is short
+    assert maintenance.wait_after(0.01, 0.05, 25) == 0.05  # a fast batch still pauses
+    assert maintenance.wait_after(2.0, 0.0, 100) == 0.0
 
 
 def test_pages_carry_security_headers(client):
