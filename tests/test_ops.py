@@ -15,8 +15,8 @@ from sqlalchemy import event
 from app import create_app
 from common.clock import utcnow
 from extensions import db
-from ops.logs import JsonFormatter
 from ops import maintenance
+from ops.logs import JsonFormatter
 from ops.maintenance import run_maintenance
 from sso.models import LoginState, UserSession
 from tenants.models import Instance, InstanceStatus, SeenNonce, SyncCall, TenantInstance, TenantUser
