@@ -5,16 +5,21 @@ shows one."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import event, text
 
 from admin import services as console
 from app import create_app
+from common.clock import utcnow
 from extensions import db
+from sso.models import LoginState
 from tenants import queries
 from tenants.models import SyncCall
 from tenants.services import _stored_and_code_holder
 from tests.helpers import truncate_all
+from tests.sso_fixtures import start
 
 
 def _statements(app, run, marker: str) -> list[tuple[str, dict]]:
@@ -52,6 +57,33 @@ def pg_app(base_config, postgres_url):
         db.session.remove()
         db.engine.dispose()
     truncate_all(postgres_url)
+
+
+@pytest.fixture
+def database_url(postgres_url):
+    """The shared fixtures (an app, a synced tenant) on PostgreSQL only."""
+    truncate_all(postgres_url)
+    yield postgres_url
+    truncate_all(postgres_url)
+
+
+def test_the_login_caps_count_only_open_states_along_an_index(synced, client, app):
+    """Every login start counts the open login states. A busy hour leaves thousands of used ones
+    within their TTL: the count must not read them."""
+    later = utcnow() + timedelta(minutes=5)
+    with app.app_context():
+        db.session.add_all([LoginState(state_hash=f"{i:064d}", browser_hash="b", tenant_id="t", redirect_uri="r",
+                                       expires_at=later, used_at=utcnow()) for i in range(3000)])
+        db.session.commit()
+        db.session.execute(text("ANALYZE sso_login_state"))
+        db.session.commit()
+        seen = _statements(app, lambda: start(client), "FROM sso_login_state")
+        counts = [(statement, parameters) for statement, parameters in seen if "count(" in statement]
+        assert len(counts) == 1
+        db.session.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = "\n".join(db.session.connection().exec_driver_sql(f"EXPLAIN {counts[0][0]}", counts[0][1]).scalars())
+        assert "ix_sso_login_state_open" in plan, plan
+        db.session.rollback()
 
 
 def test_tenant_code_lookups_of_login_and_tenant_sync_use_an_index(pg_app):
