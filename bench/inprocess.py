@@ -103,8 +103,9 @@ class InProcess:
             print(f"    {result['python_calls_per_op']} Python function calls per op", flush=True)
             stats.sort_stats("cumulative").print_stats(60)
             Path(self.profile_dir).mkdir(parents=True, exist_ok=True)
-            (Path(self.profile_dir) / f"{name}.txt").write_text(out.getvalue(), encoding="utf-8")
-            profiler.dump_stats(str(Path(self.profile_dir) / f"{name}.prof"))
+            stem = re.sub(r"[^\w@.-]+", "_", name).strip("_")  # "floor: GET /healthz" → floor_GET_healthz
+            (Path(self.profile_dir) / f"{stem}.txt").write_text(out.getvalue(), encoding="utf-8")
+            profiler.dump_stats(str(Path(self.profile_dir) / f"{stem}.prof"))
 
     def floors(self) -> None:
         """What the stack costs before the bridge does anything of its own, measured like the

@@ -116,8 +116,8 @@ def test_in_process_harness_reports_the_floors_and_a_scenario(tmp_path):
     out = tmp_path / "inprocess.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BRIDGE_", "FLASK_", "SIM_"))}
     run = subprocess.run([sys.executable, "-m", "bench.inprocess", "--only", "floors,tenantsync", "--calls", "20",
-                          "--log-level", "WARNING", "--output", str(out)], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=180)
+                          "--log-level", "WARNING", "--profile", str(tmp_path / "prof"), "--output", str(out)],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     by_name = {r["scenario"]: r for r in json.loads(out.read_text())["results"]}
     assert list(by_name) == ["floor: GET /healthz", "floor: a connection checked out and returned",
@@ -127,6 +127,9 @@ def test_in_process_harness_reports_the_floors_and_a_scenario(tmp_path):
     assert by_name["floor: 5 Core statements + commit"]["sql_statements_per_op"] == 5
     assert by_name["floor: 5 Core statements + commit"]["commits_per_op"] == 1
     assert by_name["tenantSync"]["sql_statements_per_op"] == 5 and by_name["tenantSync"]["commits_per_op"] == 1
+    assert all(r["python_calls_per_op"] > 0 for r in by_name.values())
+    assert {p.name for p in (tmp_path / "prof").iterdir()} >= {"floor_GET_healthz.prof", "tenantSync.prof",
+                                                              "floor_5_Core_statements_commit.txt"}
 
 
 def _row(name, bridge, p99, floor=None, load=0.0, **other_cpu):
