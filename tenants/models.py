@@ -44,7 +44,9 @@ class Tenant(Timestamped, db.Model):
     __table_args__ = (Index("uq_kg_tenant_code_live", db.func.lower(tenant_code), unique=True,
                             postgresql_where=db.text("tenant_code <> '' AND deleted_at IS NULL"),
                             sqlite_where=db.text("tenant_code <> '' AND deleted_at IS NULL")),
-                      Index("ix_kg_tenant_code_lower", db.func.lower(tenant_code)))
+                      Index("ix_kg_tenant_code_lower", db.func.lower(tenant_code)),
+                      # The console lists live tenants, then deleted ones, each by code, along this.
+                      Index("ix_kg_tenant_console_order", db.text("(deleted_at IS NOT NULL)"), tenant_code, tenant_id))
 
 
 class TenantInstance(db.Model):
