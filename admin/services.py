@@ -83,7 +83,7 @@ class Position:
 @dataclass
 class Page:
     items: list
-    total: int
+    total: int | None  # None: not counted (a search, where counting costs what reading does)
     capped: bool = False  # there are more than `total` (COUNT_LIMIT) rows
     next_cursor: str | None = None  # `after` of the next page, when a row follows this one
     previous_cursor: str | None = None  # `before` of the previous page, when a row precedes this one
@@ -157,11 +157,12 @@ def _count_capped(runs: list[Run]) -> int:
     return counted
 
 
-def seek(runs: list[Run], position: Position) -> Page:
+def seek(runs: list[Run], position: Position, *, count: bool = True) -> Page:
     """One page of the lists `runs` shown one after the other, read along their indexes from where
     the page starts (keyset paging): nothing above it is read, so a deep page costs what the first
     does, and rows added above it (newer rows, in the newest-first lists) do not shift it. One row
-    more than a page is read to know whether another follows."""
+    more than a page is read to know whether another follows. The rows are counted up to
+    COUNT_LIMIT unless the page is the whole list (or `count` is off)."""
     if position.after and position.before:
         raise AdminError("bad_cursor", 400)
     size, text = page_size(), position.before or position.after
@@ -169,19 +170,23 @@ def seek(runs: list[Run], position: Position) -> Page:
     found = _read(runs, start, values, size + 1, reverse=bool(position.before))
     if position.before:
         if len(found) <= size:  # nothing precedes these rows: that is the first page
-            return seek(runs, Position())
+            return seek(runs, Position(), count=count)
         found, more, earlier = found[:size][::-1], True, True
     else:
         if values is not None and not found:
             raise AdminError("stale_cursor", 404)  # its rows were removed since, or a made-up cursor
         found, more, earlier = found[:size], len(found) > size, values is not None
-    counted = _count_capped(runs)
+    if not (more or earlier):
+        counted = len(found)
+    else:
+        counted = _count_capped(runs) if count else None
 
     def cursor_of(found_row) -> str:
         run, (_item, *key) = found_row
         return cursor(run, *key)
 
-    return Page([row[0] for _, row in found], min(counted, COUNT_LIMIT), capped=counted > COUNT_LIMIT,
+    return Page([row[0] for _, row in found], None if counted is None else min(counted, COUNT_LIMIT),
+                capped=counted is not None and counted > COUNT_LIMIT,
                 next_cursor=cursor_of(found[-1]) if more else None,
                 previous_cursor=cursor_of(found[0]) if earlier else None)
 
@@ -237,12 +242,14 @@ def tenant_overview(position: Position, search: str | None = None) -> tuple[Page
     Counts are one grouped query per kind for the whole page, not one per tenant."""
     stmt = db.select(Tenant)
     if search:
-        # A substring match: no btree index serves it (bench/README.md, "Cost as the data grows").
+        # A substring match reads every tenant (no btree index serves it; bench/README.md, "The
+        # console's lists"): counting the matches would read them all a second time.
         pattern = f"%{search}%"
         stmt = stmt.where(Tenant.tenant_id.ilike(pattern) | Tenant.tenant_code.ilike(pattern)
                           | Tenant.name.ilike(pattern))
     # Along ix_kg_tenant_console_order, an index on exactly this key.
-    page = seek([Run(stmt, (Tenant.deleted_at.isnot(None), Tenant.tenant_code, Tenant.tenant_id))], position)
+    page = seek([Run(stmt, (Tenant.deleted_at.isnot(None), Tenant.tenant_code, Tenant.tenant_id))], position,
+                count=not search)
     ids = [t.tenant_id for t in page.items]
     summaries = {tenant_id: TenantSummary() for tenant_id in ids}
     for tenant_id, instances in _instances_of(ids).items():

@@ -242,6 +242,15 @@ def test_the_count_is_shown_on_every_page_and_capped(console3, monkeypatch):
     assert "共 5+ 条" in pager(console3.get(urls[-1]).get_data(as_text=True))
 
 
+def test_a_tenant_search_is_counted_only_when_its_matches_fit_on_a_page(console3):
+    _tenants(console3.application)
+    # A substring search reads every tenant: counting its matches would read them all again.
+    many = console3.get("/admin/tenants?q=code0").get_data(as_text=True)
+    assert link(many, "next") and "共" not in pager(many)
+    few = console3.get("/admin/tenants?q=code12").get_data(as_text=True)
+    assert re.findall(r'<tr data-tenant="([^"]+)"', few) == ["t-11"] and "共 1 条" in pager(few)
+
+
 # --- damaged and stale links ----------------------------------------------------------------------
 
 
