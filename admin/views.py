@@ -102,7 +102,8 @@ def _page_url(prefix: str = "", direction: str | None = None, cursor: str | None
     """This page's URL, filters kept, with the list `prefix` names at another position: after or
     before (`direction`) a cursor, or at its top."""
     moved = (f"{prefix}after", f"{prefix}before")
-    args = {k: v for k, v in request.args.items() if not k.startswith("_") and k not in moved}  # url_for reserves _names
+    # url_for reserves _names
+    args = {k: v for k, v in request.args.items() if not k.startswith("_") and k not in moved}
     if direction:
         args[f"{prefix}{direction}"] = cursor
     return url_for(request.endpoint, **{**args, **(request.view_args or {})})
