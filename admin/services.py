@@ -3,13 +3,15 @@ ending sessions, and the operators' audit. No `request` here: views pass in what
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from math import ceil
 
 from flask import current_app
+from sqlalchemy import Row, Select, literal, tuple_
 from sqlalchemy.exc import SQLAlchemyError
 
 from admin.errors import AdminError
@@ -35,77 +37,163 @@ END_SESSIONS_REASON = "operator"  # what an ended user session says in sso_sessi
 # --- pages of rows --------------------------------------------------------------------------------
 
 
-# Rows a list counts exactly. Past this a list says "10000+" and pages on with "next": counting a
-# table of millions on every page view would cost more than the page itself.
+# Rows a list counts exactly. Past this a list says "10000+": counting a table of millions on every
+# page view would cost more than the page itself.
 COUNT_LIMIT = 10_000
+CURSOR_MAX_CHARS = 512
+_CURSOR_CHARS = re.compile(r"[A-Za-z0-9_-]+")
+_MAX_INT_KEY = 2**63  # what both databases bind as an integer
+
+
+@dataclass(frozen=True)
+class Run:
+    """A stretch of a list: the rows `stmt` selects, in the order of `keys`: columns or expressions,
+    unique together within the run, which an index walks in that order (all ascending, or all
+    descending)."""
+
+    stmt: Select
+    keys: tuple
+    descending: bool = False
+
+    def ordered(self, *, reverse: bool = False) -> Select:
+        """The rows in order, each with its key (a cursor names a row by it)."""
+        down = self.descending != reverse
+        return self.stmt.add_columns(*self.keys).order_by(*(key.desc() if down else key.asc() for key in self.keys))
+
+    def beyond(self, values: tuple, *, reverse: bool = False):
+        """The rows that follow `values` in this run's order (that precede them with `reverse`)."""
+        down = self.descending != reverse
+        if len(self.keys) == 1:
+            left, right = self.keys[0], literal(values[0], self.keys[0].type)
+        else:  # a row comparison: PostgreSQL seeks it along a multicolumn index
+            left = tuple_(*self.keys)
+            right = tuple_(*(literal(value, key.type) for key, value in zip(self.keys, values, strict=True)))
+        return left < right if down else left > right
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page of a list starts: at the top, or after / before the row a cursor names (the
+    cursors of the links on another page of the same list)."""
+
+    after: str | None = None
+    before: str | None = None
 
 
 @dataclass
 class Page:
     items: list
-    number: int
-    size: int
-    total: int
+    total: int | None  # None: not counted (a search, where counting costs what reading does)
     capped: bool = False  # there are more than `total` (COUNT_LIMIT) rows
-    more: bool = False  # a row follows this page
-
-    @property
-    def pages(self) -> int:
-        return max(1, ceil(self.total / self.size), self.number if self.capped else 1)
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.more
+    next_cursor: str | None = None  # `after` of the next page, when a row follows this one
+    previous_cursor: str | None = None  # `before` of the previous page, when a row precedes this one
 
     @property
     def total_shown(self) -> str:
         return f"{self.total}+" if self.capped else str(self.total)
-
-    @property
-    def pages_shown(self) -> str:
-        return f"{self.pages}+" if self.capped else str(self.pages)
 
 
 def page_size() -> int:
     return current_app.config.get("ADMIN_PAGE_SIZE", 50)
 
 
-def _count(stmt, limit: int | None = None) -> int:
-    inner = stmt.order_by(None) if limit is None else stmt.order_by(None).limit(limit + 1)
-    return db.session.scalar(db.select(db.func.count()).select_from(inner.subquery()))
+def cursor(run: int, *values) -> str:
+    """Names a row of a list: the index of its run and its key there. Plain JSON, base64url'd to
+    sit in a link; it only says where to read from, so it need not be signed, only checked."""
+    raw = json.dumps([run, *values], separators=(",", ":"), ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def paginate(stmt, number: int) -> Page:
-    return paginate_across([stmt], number)
+def _valid_key_value(key, value) -> bool:
+    kind = key.type.python_type
+    if kind is bool:
+        return type(value) is bool
+    if kind is int:
+        return type(value) is int and -_MAX_INT_KEY < value < _MAX_INT_KEY
+    if kind is str and type(value) is str:
+        try:
+            value.encode()  # a lone surrogate cannot be sent to either database
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value and len(value) <= (key.type.length or CURSOR_MAX_CHARS)
+    return False
 
 
-def paginate_across(parts: list, number: int) -> Page:
-    """One page of the lists `parts` shown one after the other (each already ordered), counted up
-    to COUNT_LIMIT rows; one row more than a page is read to know whether another follows."""
-    size = page_size()
-    counts = [_count(part, COUNT_LIMIT) for part in parts]
-    capped = sum(counts) > COUNT_LIMIT
-    total = min(sum(counts), COUNT_LIMIT)
-    if not capped and number > max(1, ceil(total / size)):
-        raise AdminError("page_out_of_range", 404)
-    skip, items = (number - 1) * size, []
-    for part, count in zip(parts, counts, strict=True):
-        if count > COUNT_LIMIT and skip >= COUNT_LIMIT:
-            count = _count(part)  # a deep page past a long part: where that part ends matters now
-        if skip >= count:
-            skip -= count
-            continue
-        items += db.session.execute(part.limit(size + 1 - len(items)).offset(skip)).scalars()
-        skip = 0
-        if len(items) > size:
+def _read_cursor(text: str, runs: list[Run]) -> tuple[int, tuple]:
+    try:
+        if len(text) > CURSOR_MAX_CHARS or not _CURSOR_CHARS.fullmatch(text):
+            raise ValueError(text)
+        run, *values = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, TypeError):  # not base64, not UTF-8, not JSON, not a list
+        raise AdminError("bad_cursor", 400) from None
+    if type(run) is not int or not 0 <= run < len(runs) or len(values) != len(runs[run].keys) or not all(
+            _valid_key_value(key, value) for key, value in zip(runs[run].keys, values, strict=True)):
+        raise AdminError("bad_cursor", 400)
+    return run, tuple(values)
+
+
+def _read(runs: list[Run], start: int, values: tuple | None, limit: int, *, reverse: bool) -> list[tuple[int, Row]]:
+    """Up to `limit` (run, (item, *key)) pairs from (run `start`, key `values`) on, in list order or,
+    with `reverse`, backwards towards the top."""
+    found: list[tuple[int, Row]] = []
+    for index in (range(start, -1, -1) if reverse else range(start, len(runs))):
+        run = runs[index]
+        stmt = run.ordered(reverse=reverse)
+        if index == start and values is not None:
+            stmt = stmt.where(run.beyond(values, reverse=reverse))
+        found += [(index, row) for row in db.session.execute(stmt.limit(limit - len(found)))]
+        if len(found) >= limit:
             break
-    if capped and not items:
-        raise AdminError("page_out_of_range", 404)
-    return Page(items[:size], number, size, total, capped=capped, more=len(items) > size)
+    return found
+
+
+def _count_capped(runs: list[Run]) -> int:
+    counted = 0
+    for run in runs:
+        inner = run.stmt.limit(COUNT_LIMIT + 1 - counted).subquery()
+        counted += db.session.scalar(db.select(db.func.count()).select_from(inner))
+        if counted > COUNT_LIMIT:
+            break
+    return counted
+
+
+def seek(runs: list[Run], position: Position, *, count: bool = True) -> Page:
+    """One page of the lists `runs` shown one after the other, read along their indexes from where
+    the page starts (keyset paging): nothing above it is read, so a deep page costs what the first
+    does, and rows added above it (newer rows, in the newest-first lists) do not shift it. One row
+    more than a page is read to know whether another follows. The rows are counted up to
+    COUNT_LIMIT unless the page is the whole list (or `count` is off)."""
+    if position.after and position.before:
+        raise AdminError("bad_cursor", 400)
+    size, text = page_size(), position.before or position.after
+    start, values = _read_cursor(text, runs) if text else (0, None)
+    found = _read(runs, start, values, size + 1, reverse=bool(position.before))
+    if position.before:
+        if len(found) <= size:  # nothing precedes these rows: that is the first page
+            return seek(runs, Position(), count=count)
+        found, more, earlier = found[:size][::-1], True, True
+    else:
+        if values is not None and not found:
+            raise AdminError("stale_cursor", 404)  # its rows were removed since, or a made-up cursor
+        found, more, earlier = found[:size], len(found) > size, values is not None
+    if not (more or earlier):
+        counted = len(found)
+    else:
+        counted = _count_capped(runs) if count else None
+
+    def cursor_of(found_row) -> str:
+        run, (_item, *key) = found_row
+        return cursor(run, *key)
+
+    return Page([row[0] for _, row in found], None if counted is None else min(counted, COUNT_LIMIT),
+                capped=counted is not None and counted > COUNT_LIMIT,
+                next_cursor=cursor_of(found[-1]) if more else None,
+                previous_cursor=cursor_of(found[0]) if earlier else None)
+
+
+def _live_first(stmt: Select, deleted_at, keys: tuple) -> list[Run]:
+    """The live rows, then the tombstones (deleted_at set), each in `keys` order."""
+    return [Run(stmt.where(deleted_at.is_(None)), keys), Run(stmt.where(deleted_at.isnot(None)), keys)]
 
 
 # --- tenants --------------------------------------------------------------------------------------
@@ -149,15 +237,19 @@ def _apps_of(tenant_ids: list[str]) -> dict[str, list[TenantApp]]:
     return found
 
 
-def tenant_overview(number: int, search: str | None = None) -> tuple[Page, dict[str, TenantSummary]]:
-    """One page of tenants (live ones first), each with what an operator checks first. Counts
-    are one grouped query per kind for the whole page, not one per tenant."""
-    stmt = db.select(Tenant).order_by(Tenant.deleted_at.isnot(None), Tenant.tenant_code, Tenant.tenant_id)
+def tenant_overview(position: Position, search: str | None = None) -> tuple[Page, dict[str, TenantSummary]]:
+    """One page of tenants (live ones first, by code), each with what an operator checks first.
+    Counts are one grouped query per kind for the whole page, not one per tenant."""
+    stmt = db.select(Tenant)
     if search:
+        # A substring match reads every tenant (no btree index serves it; bench/README.md, "The
+        # console's lists"): counting the matches would read them all a second time.
         pattern = f"%{search}%"
         stmt = stmt.where(Tenant.tenant_id.ilike(pattern) | Tenant.tenant_code.ilike(pattern)
                           | Tenant.name.ilike(pattern))
-    page = paginate(stmt, number)
+    # Along ix_kg_tenant_console_order, an index on exactly this key.
+    page = seek([Run(stmt, (Tenant.deleted_at.isnot(None), Tenant.tenant_code, Tenant.tenant_id))], position,
+                count=not search)
     ids = [t.tenant_id for t in page.items]
     summaries = {tenant_id: TenantSummary() for tenant_id in ids}
     for tenant_id, instances in _instances_of(ids).items():
@@ -196,12 +288,13 @@ def get_tenant(tenant_id: str) -> Tenant:
     return tenant
 
 
-def tenant_detail(tenant_id: str, users_page: int, departments_page: int) -> TenantDetail:
+def tenant_detail(tenant_id: str, users_at: Position, departments_at: Position) -> TenantDetail:
     tenant = get_tenant(tenant_id)
-    users = paginate(db.select(TenantUser).filter_by(tenant_id=tenant.tenant_id)
-                     .order_by(TenantUser.deleted_at.isnot(None), TenantUser.user_name), users_page)
-    departments = paginate(db.select(Department).filter_by(tenant_id=tenant.tenant_id)
-                           .order_by(Department.deleted_at.isnot(None), Department.org_code), departments_page)
+    # Along the primary keys (tenant_id, user_name) and (tenant_id, org_code).
+    users = seek(_live_first(db.select(TenantUser).filter_by(tenant_id=tenant.tenant_id), TenantUser.deleted_at,
+                             (TenantUser.user_name,)), users_at)
+    departments = seek(_live_first(db.select(Department).filter_by(tenant_id=tenant.tenant_id), Department.deleted_at,
+                                   (Department.org_code,)), departments_at)
     live = list(db.session.execute(
         db.select(UserSession).where(UserSession.tenant_id == tenant.tenant_id, *_live_session_conditions())
         .order_by(UserSession.user_name, UserSession.created_at.desc()).limit(200)).scalars())
@@ -245,22 +338,25 @@ def last_day() -> LastDay:
                    activity.last_refused_sign_ins(10), activity.last_failed_sync_calls(10))
 
 
-def sync_calls(number: int, tenant_id: str | None = None, result_code: str | None = None) -> Page:
-    """Failures first (what an operator is looking for), then the newest. Failures and successes are
-    read as two lists, each newest first along an index (the partial one for failures), and the page
-    is cut across them: no sort of the whole audit table, however long it grows."""
+def _newest_first(stmt: Select, id_column) -> Run:
+    return Run(stmt, (id_column,), descending=True)
+
+
+def sync_calls(position: Position, tenant_id: str | None = None, result_code: str | None = None) -> Page:
+    """Failures first (what an operator is looking for), then the successes, each newest first.
+    They are two runs, each read along an index (the partial one for failures), and a cursor names
+    the run it is in: no sort of the whole audit table, however long it grows."""
     stmt = db.select(SyncCall)
     if tenant_id:
         stmt = stmt.filter_by(tenant_id=tenant_id)
     # Inline, not a bound parameter: PostgreSQL uses a partial index only for a literal it can match.
     success = db.bindparam("success_code", ResultCode.SUCCESS, literal_execute=True)
-    failed = stmt.where(SyncCall.result_code != success).order_by(SyncCall.id.desc())
+    failed = _newest_first(stmt.where(SyncCall.result_code != success), SyncCall.id)
     if result_code == "failed":
-        return paginate(failed, number)
+        return seek([failed], position)
     if result_code:
-        return paginate(stmt.filter_by(result_code=result_code).order_by(SyncCall.id.desc()), number)
-    return paginate_across([failed, stmt.where(SyncCall.result_code == success).order_by(SyncCall.id.desc())],
-                           number)
+        return seek([_newest_first(stmt.filter_by(result_code=result_code), SyncCall.id)], position)
+    return seek([failed, _newest_first(stmt.where(SyncCall.result_code == success), SyncCall.id)], position)
 
 
 def sync_result_codes() -> list[str]:
@@ -285,18 +381,18 @@ def readable_body(call: SyncCall) -> str:
         return call.body  # cut or unparseable when received: stored as a short prefix
 
 
-def login_events(number: int, tenant_id: str | None = None, user_name: str | None = None,
+def login_events(position: Position, tenant_id: str | None = None, user_name: str | None = None,
                  outcome: str | None = None, reason: str | None = None) -> Page:
-    stmt = db.select(LoginEvent).order_by(LoginEvent.id.desc())
+    stmt = db.select(LoginEvent)
     for column, value in ((LoginEvent.tenant_id, tenant_id), (LoginEvent.user_name, user_name),
                           (LoginEvent.outcome, outcome), (LoginEvent.reason, reason)):
         if value:
             stmt = stmt.where(column == value)
-    return paginate(stmt, number)
+    return seek([_newest_first(stmt, LoginEvent.id)], position)
 
 
-def oidc_clients(number: int) -> Page:
-    return paginate(db.select(OidcClient).order_by(OidcClient.id), number)
+def oidc_clients(position: Position) -> Page:
+    return seek([Run(db.select(OidcClient), (OidcClient.id,))], position)
 
 
 @dataclass
@@ -338,13 +434,13 @@ def record_now(action: str, **fields) -> None:
         log.error("admin_audit_write_failed action=%s", action)
 
 
-def audit_entries(number: int, operator: str | None = None, action: str | None = None) -> Page:
-    stmt = db.select(AuditEntry).order_by(AuditEntry.id.desc())
+def audit_entries(position: Position, operator: str | None = None, action: str | None = None) -> Page:
+    stmt = db.select(AuditEntry)
     if operator:
         stmt = stmt.filter_by(operator=operator)
     if action:
         stmt = stmt.filter_by(action=action)
-    return paginate(stmt, number)
+    return seek([_newest_first(stmt, AuditEntry.id)], position)
 
 
 def audit_actions() -> list[str]:

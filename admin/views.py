@@ -98,10 +98,15 @@ def _sync_time(stamp: str | None) -> str:
         return stamp or ""
 
 
-def _page_url(param: str, number: int) -> str:
-    """This page's URL, filters kept, with another page number."""
-    args = {k: v for k, v in request.args.items() if not k.startswith("_")}  # url_for reserves _names
-    return url_for(request.endpoint, **{**args, param: number, **(request.view_args or {})})
+def _page_url(prefix: str = "", direction: str | None = None, cursor: str | None = None) -> str:
+    """This page's URL, filters kept, with the list `prefix` names at another position: after or
+    before (`direction`) a cursor, or at its top."""
+    moved = (f"{prefix}after", f"{prefix}before")
+    # url_for reserves _names
+    args = {k: v for k, v in request.args.items() if not k.startswith("_") and k not in moved}
+    if direction:
+        args[f"{prefix}{direction}"] = cursor
+    return url_for(request.endpoint, **{**args, **(request.view_args or {})})
 
 
 @bp.errorhandler(AdminError)
@@ -125,11 +130,10 @@ def database_unavailable(exc):
 # --- request parsing ------------------------------------------------------------------------------
 
 
-def _page_arg(name: str = "page") -> int:
-    raw = request.args.get(name, "1")
-    if not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) < 1:
-        raise AdminError("bad_page", 400)
-    return int(raw)
+def _position(prefix: str = "") -> services.Position:
+    """Where the list `prefix` names starts on this page (the cursors are checked by the service)."""
+    return services.Position(after=request.args.get(f"{prefix}after") or None,
+                             before=request.args.get(f"{prefix}before") or None)
 
 
 def _text_arg(name: str, max_chars: int = 64) -> str | None:
@@ -283,13 +287,13 @@ def index():
 @bp.get("/tenants")
 def tenants():
     search = _text_arg("q", 128)
-    page, summaries = services.tenant_overview(_page_arg(), search)
+    page, summaries = services.tenant_overview(_position(), search)
     return render_template("admin/tenants.html", page=page, summaries=summaries, search=search or "")
 
 
 @bp.get("/tenants/<tenant_id>")
 def tenant(tenant_id):
-    detail = services.tenant_detail(tenant_id, _page_arg(), _page_arg("dept_page"))
+    detail = services.tenant_detail(tenant_id, _position(), _position("dept_"))
     return render_template("admin/tenant.html", d=detail)
 
 
@@ -314,7 +318,7 @@ def end_user_sessions(tenant_id):
 def sync_log():
     tenant_id = _text_arg("tenant")
     result_code = _choice_arg("code", lambda v: v == "failed" or re.fullmatch(r"[0-9]{6}", v))
-    page = services.sync_calls(_page_arg(), tenant_id, result_code)
+    page = services.sync_calls(_position(), tenant_id, result_code)
     return render_template("admin/sync_log.html", page=page, codes=services.sync_result_codes(),
                            filters={"tenant": tenant_id or "", "code": result_code or ""})
 
@@ -329,14 +333,14 @@ def sync_call(call_id):
 def login_events():
     filters = {"tenant": _text_arg("tenant"), "user": _text_arg("user"),
                "outcome": _choice_arg("outcome", services.LOGIN_OUTCOMES.__contains__), "reason": _text_arg("reason", 32)}
-    page = services.login_events(_page_arg(), filters["tenant"], filters["user"], filters["outcome"], filters["reason"])
+    page = services.login_events(_position(), filters["tenant"], filters["user"], filters["outcome"], filters["reason"])
     return render_template("admin/logins.html", page=page, outcomes=services.LOGIN_OUTCOMES,
                            filters={k: v or "" for k, v in filters.items()})
 
 
 @bp.get("/apps")
 def apps():
-    return render_template("admin/apps.html", page=services.oidc_clients(_page_arg()))
+    return render_template("admin/apps.html", page=services.oidc_clients(_position()))
 
 
 @bp.get("/apps/<client_id>")
@@ -347,6 +351,6 @@ def app_detail(client_id):
 @bp.get("/audit")
 def audit():
     filters = {"operator": _text_arg("operator"), "action": _text_arg("action", 32)}
-    page = services.audit_entries(_page_arg(), filters["operator"], filters["action"])
+    page = services.audit_entries(_position(), filters["operator"], filters["action"])
     return render_template("admin/audit.html", page=page, actions=services.audit_actions(),
                            filters={k: v or "" for k, v in filters.items()})

@@ -203,7 +203,7 @@ def hot_queries(sample: dict) -> list[tuple[str, str]]:
     The statements mirror what SQLAlchemy sends (tenants/upsert.py, tenants/queries.py,
     sso/sessions.py, sso/oidc/server.py, admin/services.py); writes run inside a rolled-back
     transaction."""
-    t, u, s = sample["tenant_id"], sample["user_name"], sample["session_hash"]
+    t, u, s, d = sample["tenant_id"], sample["user_name"], sample["session_hash"], sample["deep"]
     now = "now()"
     return [
         ("tenantSync upsert", f"""INSERT INTO kg_tenant (tenant_id, tenant_code, name, domain_name, test_flag,
@@ -240,21 +240,32 @@ def hot_queries(sample: dict) -> list[tuple[str, str]]:
         ("OIDC token by access token", f"SELECT * FROM oidc_token WHERE access_token = '{_digest('at', 1)}'"),
         ("OIDC token by refresh token", f"SELECT * FROM oidc_token WHERE refresh_token = '{_digest('rt', 1)}'"),
         ("OIDC tokens of a session (logout)", f"SELECT * FROM oidc_token WHERE session_hash = '{_digest('s', 1)}'"),
-        ("console: tenants page", """SELECT * FROM kg_tenant ORDER BY deleted_at IS NOT NULL, tenant_code, tenant_id
-            LIMIT 50 OFFSET 0"""),
-        ("console: a tenant's users page", f"""SELECT * FROM kg_user WHERE tenant_id = '{t}'
-            ORDER BY deleted_at IS NOT NULL, user_name LIMIT 50 OFFSET 0"""),
+        ("console: tenants page", """SELECT *, deleted_at IS NOT NULL FROM kg_tenant
+            ORDER BY deleted_at IS NOT NULL, tenant_code, tenant_id LIMIT 51"""),
+        ("console: tenants, a deep page", f"""SELECT *, deleted_at IS NOT NULL FROM kg_tenant
+            WHERE (deleted_at IS NOT NULL, tenant_code, tenant_id) > (false, '{d["tenant_code"]}', '{d["tenant_id"]}')
+            ORDER BY deleted_at IS NOT NULL, tenant_code, tenant_id LIMIT 51"""),
+        ("console: tenants searched", """SELECT *, deleted_at IS NOT NULL FROM kg_tenant
+            WHERE tenant_id ILIKE '%scale42%' OR tenant_code ILIKE '%scale42%' OR name ILIKE '%scale42%'
+            ORDER BY deleted_at IS NOT NULL, tenant_code, tenant_id LIMIT 51"""),
+        ("console: a tenant's users page", f"""SELECT *, user_name FROM kg_user WHERE tenant_id = '{t}'
+            AND deleted_at IS NULL ORDER BY user_name LIMIT 51"""),
         ("console: a tenant's sessions", f"""SELECT * FROM sso_session WHERE tenant_id = '{t}'
             ORDER BY user_name, created_at DESC LIMIT 200"""),
-        ("console: sync log page, failures first", """SELECT * FROM kg_sync_call WHERE result_code <> '000000'
-            ORDER BY id DESC LIMIT 50 OFFSET 0"""),
-        ("console: sync log page, then the successes", """SELECT * FROM kg_sync_call WHERE result_code = '000000'
-            ORDER BY id DESC LIMIT 50 OFFSET 0"""),
-        ("console: sync log, failures count", "SELECT count(*) FROM kg_sync_call WHERE result_code <> '000000'"),
-        ("console: sync log, one tenant", f"""SELECT * FROM kg_sync_call WHERE tenant_id = '{t}'
-            AND result_code = '000000' ORDER BY id DESC LIMIT 50 OFFSET 0"""),
-        ("console: sign-in log page", "SELECT * FROM sso_login_event ORDER BY id DESC LIMIT 50 OFFSET 0"),
-        ("console: operator audit page", "SELECT * FROM admin_audit ORDER BY id DESC LIMIT 50 OFFSET 0"),
+        ("console: sync log page, failures first", """SELECT *, id FROM kg_sync_call WHERE result_code <> '000000'
+            ORDER BY id DESC LIMIT 51"""),
+        ("console: sync log page, then the successes", """SELECT *, id FROM kg_sync_call WHERE result_code = '000000'
+            ORDER BY id DESC LIMIT 51"""),
+        ("console: sync log, a deep page of the successes", f"""SELECT *, id FROM kg_sync_call
+            WHERE result_code = '000000' AND id < {d["sync_id"]} ORDER BY id DESC LIMIT 51"""),
+        ("console: sync log, failures count (capped)", """SELECT count(*) FROM (SELECT * FROM kg_sync_call
+            WHERE result_code <> '000000' LIMIT 10001) AS capped"""),
+        ("console: sync log, one tenant", f"""SELECT *, id FROM kg_sync_call WHERE tenant_id = '{t}'
+            AND result_code = '000000' ORDER BY id DESC LIMIT 51"""),
+        ("console: sign-in log page", "SELECT *, id FROM sso_login_event ORDER BY id DESC LIMIT 51"),
+        ("console: sign-in log, a deep page", f"""SELECT *, id FROM sso_login_event WHERE id < {d["login_id"]}
+            ORDER BY id DESC LIMIT 51"""),
+        ("console: operator audit page", "SELECT *, id FROM admin_audit ORDER BY id DESC LIMIT 51"),
         ("maintenance: a batch of sync calls", """SELECT id FROM kg_sync_call
             WHERE created_at < now() - interval '180 days' LIMIT 2000"""),
         ("maintenance: a batch of sessions", """SELECT id_hash FROM sso_session WHERE ended_at < now() - interval
@@ -266,7 +277,13 @@ def sample_rows(conn) -> dict:
     t, u = conn.execute("SELECT tenant_id, user_name FROM kg_user WHERE tenant_id LIKE 'scale-tenant-%' "
                         "ORDER BY tenant_id DESC, user_name LIMIT 1").fetchone()
     (s,) = conn.execute("SELECT id_hash FROM sso_session ORDER BY id_hash LIMIT 1").fetchone()
-    return {"tenant_id": t, "user_name": u, "session_hash": s}
+    # Keys near the end of the console's long lists, where a deep page's cursor points.
+    deep_tenant = conn.execute("SELECT tenant_code, tenant_id FROM kg_tenant WHERE deleted_at IS NULL "
+                               "ORDER BY tenant_code DESC, tenant_id DESC LIMIT 51").fetchall()[-1]
+    (sync_id,) = conn.execute("SELECT id FROM kg_sync_call ORDER BY id LIMIT 51").fetchall()[-1]
+    (login_id,) = conn.execute("SELECT id FROM sso_login_event ORDER BY id LIMIT 51").fetchall()[-1]
+    return {"tenant_id": t, "user_name": u, "session_hash": s,
+            "deep": {"tenant_code": deep_tenant[0], "tenant_id": deep_tenant[1], "sync_id": sync_id, "login_id": login_id}}
 
 
 def explain(database_url: str, *, log=print) -> list[dict]:
@@ -294,9 +311,53 @@ def short_plan(plan: list[str]) -> str:
 
 # --- the console's lists ---------------------------------------------------------------------------
 
+# What the console's deep pages are timed at: the 5,000th page of 50 rows (or the last, if the list
+# is shorter) and the last page.
+DEEP_PAGE = 5_000
+
+
+def _row_at(conn, runs: list[str], offset: int) -> tuple[int, tuple]:
+    """(run, key) of the row `offset` rows down a list made of `runs` (each a SELECT of its key
+    columns, in the list's order): what the Next link above that page carries. Found with OFFSET
+    once, untimed."""
+    for run, sql in enumerate(runs):
+        found = conn.execute(f"{sql} LIMIT 1 OFFSET {offset}").fetchone()
+        if found is not None:
+            return run, tuple(found)
+        (rows,) = conn.execute(f"SELECT count(*) FROM ({sql}) AS run").fetchone()
+        offset -= rows
+    raise ValueError("the list is shorter than that")
+
+
+def _deep_cursors(conn, size: int) -> dict[str, str]:
+    """The cursors of page DEEP_PAGE and of the last page of the long lists."""
+    from admin import services
+
+    lists = {
+        "tenants": ["SELECT deleted_at IS NOT NULL, tenant_code, tenant_id FROM kg_tenant "
+                    "ORDER BY 1, 2, 3"],
+        "sync log": ["SELECT id FROM kg_sync_call WHERE result_code <> '000000' ORDER BY id DESC",
+                     "SELECT id FROM kg_sync_call WHERE result_code = '000000' ORDER BY id DESC"],
+        "sign-in log": ["SELECT id FROM sso_login_event ORDER BY id DESC"],
+    }
+    cursors = {}
+    for name, runs in lists.items():
+        rows = sum(conn.execute(f"SELECT count(*) FROM ({sql}) AS run").fetchone()[0] for sql in runs)
+        last = max(1, -(-rows // size))
+        numbers = {f"page {DEEP_PAGE:,}": DEEP_PAGE} if DEEP_PAGE < last else {}
+        numbers[f"last page ({last:,})"] = last
+        for label, number in numbers.items():
+            if number > 1:
+                run, key = _row_at(conn, runs, (number - 1) * size - 1)
+                cursors[f"{name}, {label}"] = services.cursor(run, *key)
+    return cursors
+
+
 def console_pages(stack, *, repeat: int = 5, log=print) -> dict[str, float]:
-    """Median ms of a first page of each console list, through admin.services on the bench's
-    database, as the console's views call them (a request context, the bridge's own settings)."""
+    """Median ms of pages of each console list, through admin.services on the bench's database, as
+    the console's views call them (a request context, the bridge's own settings): the first page,
+    and for the long lists page DEEP_PAGE and the last page, from the cursor the page above's Next
+    link carries."""
     from admin import services
     from app import create_app
 
@@ -304,18 +365,23 @@ def console_pages(stack, *, repeat: int = 5, log=print) -> dict[str, float]:
                       "ALLOW_INSECURE_IDP": True, "LOCAL_DEV": True, "PUBLIC_URL": stack.bridge_url})
     import psycopg
 
+    top = services.Position()
     with psycopg.connect(_psycopg_url(stack.database_url)) as conn:
         tenant_id = sample_rows(conn)["tenant_id"]  # one with users and sessions
+        deep = {name: services.Position(after=c) for name, c in _deep_cursors(conn, app.config["ADMIN_PAGE_SIZE"]).items()}
+    lists = {"tenants": services.tenant_overview, "sync log": services.sync_calls, "sign-in log": services.login_events}
     pages = {
-        "tenants": lambda: services.tenant_overview(1),
-        "tenants (search)": lambda: services.tenant_overview(1, "scale42"),
-        "a tenant's users and sessions": lambda: services.tenant_detail(tenant_id, 1, 1),
-        "sync log": lambda: services.sync_calls(1),
-        "sync log, failures": lambda: services.sync_calls(1, result_code="failed"),
-        "sync log, deepest page": lambda: services.sync_calls(services.sync_calls(1).pages),
-        "sign-in log": lambda: services.login_events(1),
-        "operator audit": lambda: services.audit_entries(1),
+        "tenants": lambda: services.tenant_overview(top),
+        "tenants (search)": lambda: services.tenant_overview(top, "scale42"),
+        "a tenant's users and sessions": lambda: services.tenant_detail(tenant_id, top, top),
+        "sync log": lambda: services.sync_calls(top),
+        "sync log, failures": lambda: services.sync_calls(top, result_code="failed"),
+        "sign-in log": lambda: services.login_events(top),
+        "operator audit": lambda: services.audit_entries(top),
     }
+    for name, at in deep.items():
+        read = lists[name.partition(",")[0]]
+        pages[name] = lambda read=read, at=at: read(at)
     timings = {}
     with app.test_request_context("/admin/"):
         from extensions import db
@@ -439,7 +505,7 @@ def summary(empty: list[dict], scaled: dict, table) -> str:
     seq = [p["query"] for p in scaled["plans"] if p["sequential_scans"]]
     lines += ["", f"hot queries with a sequential scan: {', '.join(seq) or 'none'} "
                   "(python -m bench.scale --explain prints the plans)"]
-    lines += ["", "console, first page (ms): " + "; ".join(f"{k} {v}" for k, v in scaled["console_ms"].items())]
+    lines += ["", "console pages (ms): " + "; ".join(f"{k} {v}" for k, v in scaled["console_ms"].items())]
     m = maint["sync"]
     lines += ["", f"flask maintenance run: {sum(maint['removed'].values()):,} rows removed in {maint['seconds']} s; "
                   f"{m['scenario']}: p50 {m['p50_ms']} ms, p99 {m['p99_ms']} ms, errors {m['errors']}"

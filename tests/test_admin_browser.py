@@ -17,7 +17,7 @@ from common.hashing import hash_token
 from extensions import db
 from sso.models import UserSession
 from sso.sessions import SESSION_COOKIE, sign_session_id
-from tenants.models import Tenant, TenantUser
+from tenants.models import SyncCall, Tenant, TenantUser
 from tests.helpers import truncate_all
 from tests.servers import ROOT, start_bridge
 
@@ -153,5 +153,38 @@ def test_tenants_page_in_both_languages_and_widths(bridge, seeded, chromium, lan
         assert ("到期时间 Asia/Shanghai" if lang == "zh" else "expiry Asia/Shanghai") in header
         assert screen.evaluate("document.documentElement.scrollWidth") <= width
         shot(screen, f"admin-tenants-{lang}-{width}")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("lang,width", [("zh", 1280), ("en", 1280), ("zh", 375), ("en", 375)])
+def test_sync_log_second_page_in_both_languages_and_widths(bridge, seeded, base_config, postgres_url, chromium, lang,
+                                                           width):
+    helper = create_app({**base_config, "DATABASE_URL": postgres_url})
+    with helper.app_context():
+        db.session.add_all([SyncCall(request_id=f"r{i}", interface="kit:authSync", tenant_id=TENANT, duration_ms=3,
+                                     result_code="000002" if i % 9 == 0 else "000000",
+                                     result_msg="userList[0].enable invalid" if i % 9 == 0 else "success")
+                            for i in range(130)])  # 15 failures, then successes: page 2 is all successes
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    context = chromium.new_context(viewport={"width": width, "height": 800})
+    screen = context.new_page()
+    try:
+        sign_in(screen, bridge, "phone")
+        screen.wait_for_url(f"{bridge.url}/admin/")
+        screen.goto(f"{bridge.url}/admin/sync?tenant={TENANT}&lang={lang}")
+        screen.locator("nav.pager a[rel=next]").click()
+        screen.wait_for_url(re.compile(r".*/admin/sync\?tenant=t-live-0001&lang=\w+&after=[\w-]+$"))
+        assert screen.locator("#sync-calls tbody tr").count() == 50
+        pager = screen.locator("nav.pager")
+        assert pager.get_by_role("link", name="上一页" if lang == "zh" else "Previous").is_visible()
+        assert pager.get_by_role("link", name="第一页" if lang == "zh" else "First page").is_visible()
+        assert ("共 130 条" if lang == "zh" else "130 in all") in pager.inner_text()
+        assert screen.evaluate("document.documentElement.scrollWidth") <= width
+        shot(screen, f"admin-sync-page2-{lang}-{width}")
+        screen.locator("nav.pager a[rel=prev]").click()  # back: the first page, failures on top
+        assert screen.locator("#sync-calls tbody tr").first.get_attribute("data-code") == "000002"
     finally:
         context.close()

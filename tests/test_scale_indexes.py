@@ -5,6 +5,7 @@ shows one."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from common.clock import utcnow
 from extensions import db
 from sso.models import LoginState
 from tenants import queries
-from tenants.models import SyncCall, Tenant
+from tenants.models import SyncCall
 from tenants.services import _stored_and_code_holder
 from tests.helpers import truncate_all
 from tests.sso_fixtures import start
@@ -40,11 +41,10 @@ def _statements(app, run, marker: str) -> list[tuple[str, dict]]:
 def _plan(statement: str, parameters, *, bitmap: bool = False, sort: bool = False) -> str:
     # A handful of rows: price out what a large table would make costly, so that only an index
     # that answers the query (filter and order) gives a plan without a Seq Scan or a Sort. An OR
-    # of two indexed terms needs a BitmapOr (`bitmap`).
-    # A lookup of one row may sort it (`sort`): that is no cost, and forbidding it would favour any
-    # index in the ORDER BY's order, however much of it the lookup must read.
-    for setting in ("enable_seqscan", *(() if sort else ("enable_sort",))):
-        db.session.execute(text(f"SET LOCAL {setting} = off"))
+    # of two indexed terms needs a BitmapOr (`bitmap`); a query that sorts the few rows an index
+    # finds keeps its Sort (`sort`).
+    db.session.execute(text("SET LOCAL enable_seqscan = off"))
+    db.session.execute(text(f"SET LOCAL enable_sort = {'on' if sort else 'off'}"))
     db.session.execute(text(f"SET LOCAL enable_bitmapscan = {'on' if bitmap else 'off'}"))
     return "\n".join(db.session.connection().exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars())
 
@@ -94,6 +94,8 @@ def test_tenant_code_lookups_of_login_and_tenant_sync_use_an_index(pg_app):
                                             _stored_and_code_holder("t1", "Some-Code")),
                            "lower(kg_tenant.tenant_code)")
         assert len(seen) == 2
+        # The login page sorts the rows sharing a code (live first): with sorts priced out, walking
+        # the console's (deleted_at IS NOT NULL, tenant_code, tenant_id) index would look cheaper.
         by_ref = _plan(*seen[0], sort=True)
         code_holder = _plan(*seen[1], bitmap=True)
         # The login page also finds deleted tenants by code: the full index. tenantSync looks for a
@@ -108,7 +110,7 @@ def test_the_console_sync_log_reads_failures_and_successes_along_indexes(pg_app)
         db.session.add_all([SyncCall(request_id=f"r{code}", interface="kit:tenantSync", result_code=code,
                                      result_msg="m", duration_ms=1) for code in ("000002", "000000")])
         db.session.commit()
-        seen = _statements(pg_app, lambda: console.sync_calls(1), "ORDER BY kg_sync_call.id DESC")
+        seen = _statements(pg_app, lambda: console.sync_calls(console.Position()), "ORDER BY kg_sync_call.id DESC")
         assert len(seen) == 2  # the failures' page, then the successes' to fill it
         plans = [_plan(statement, parameters) for statement, parameters in seen]
         assert all("Seq Scan" not in plan and "Sort" not in plan for plan in plans), plans
@@ -116,15 +118,61 @@ def test_the_console_sync_log_reads_failures_and_successes_along_indexes(pg_app)
         db.session.rollback()
 
 
-def test_the_console_tenants_page_reads_along_an_index(pg_app):
-    """Live tenants first, by code: the page is read along an index, not by sorting every tenant."""
-    with pg_app.test_request_context("/admin/tenants"):
-        db.session.add_all([Tenant(tenant_id=f"t{i}", tenant_code=f"c{i}", name="n", domain_name="https://idp",
-                                   last_sync_ts="20260101000000000") for i in range(3)])
-        db.session.commit()
-        seen = _statements(pg_app, lambda: console.tenant_overview(1), "ORDER BY")
-        pages = [(s, p) for s, p in seen if s.lstrip().startswith("SELECT kg_tenant.")]
-        assert len(pages) == 1, seen
-        plan = _plan(*pages[0])
-        assert "Seq Scan" not in plan and "Sort" not in plan and "ix_kg_tenant_console_order" in plan, plan
-        db.session.rollback()
+def _seeded_console(app) -> dict:
+    """A few rows of each console list, and cursors deep inside each run of them."""
+    from datetime import timedelta
+
+    from common.clock import utcnow
+    from sso.models import LoginEvent
+    from tenants.models import Tenant, TenantUser
+
+    db.session.add_all([SyncCall(request_id=f"r{i}", interface="kit:tenantSync", result_code=code, result_msg="m",
+                                 duration_ms=1) for i, code in enumerate(["000002", "000000"] * 3)])
+    db.session.add_all([LoginEvent(request_id=f"l{i}", outcome="success") for i in range(3)])
+    gone = utcnow() - timedelta(days=1)
+    db.session.add_all([Tenant(tenant_id=f"t{i}", tenant_code=f"c{i}", name="n", domain_name="https://idp.example.com",
+                               last_sync_ts="20260101000000000", deleted_at=gone if i == 2 else None) for i in range(3)])
+    db.session.add_all([TenantUser(tenant_id="t0", user_name=f"u{i}", last_sync_ts="20260101000000000")
+                        for i in range(3)])
+    db.session.commit()
+    return {"failure": db.session.scalar(db.select(db.func.max(SyncCall.id)).where(SyncCall.result_code != "000000")),
+            "success": db.session.scalar(db.select(db.func.max(SyncCall.id)).where(SyncCall.result_code == "000000")),
+            "event": db.session.scalar(db.select(db.func.max(LoginEvent.id)))}
+
+
+def _page_plans(app, run, marker: str) -> list[str]:
+    plans = [_plan(statement, parameters) for statement, parameters in _statements(app, run, marker)]
+    db.session.rollback()
+    assert plans
+    return plans
+
+
+def test_a_deep_console_page_is_a_seek_along_an_index_with_no_sort(pg_app):
+    """Keyset pages (admin.services.seek): from a cursor, each run of a list is an index range
+    scan from the cursor's key on, whatever its depth; nothing is read and discarded, nothing sorted."""
+    with pg_app.test_request_context("/admin/sync"):
+        at = _seeded_console(pg_app)
+        after = console.Position
+        for where, run, index in [
+            ("deep in the failures", lambda: console.sync_calls(after(console.cursor(0, at["failure"]))),
+             "ix_kg_sync_call_failed"),
+            ("deep in the successes", lambda: console.sync_calls(after(console.cursor(1, at["success"]))),
+             "pk_kg_sync_call"),
+            ("back towards the top", lambda: console.sync_calls(console.Position(
+                before=console.cursor(1, at["success"] - 2))), "pk_kg_sync_call"),
+        ]:
+            plans = _page_plans(pg_app, run, "ORDER BY kg_sync_call.id")
+            assert all("Seq Scan" not in p and "Sort" not in p for p in plans), (where, plans)
+            assert index in plans[0] and re.search(r"Index Cond: \(id [<>]", plans[0]), (where, plans)
+        plans = _page_plans(pg_app, lambda: console.login_events(after(console.cursor(0, at["event"]))),
+                            "ORDER BY sso_login_event.id")
+        assert all("Seq Scan" not in p and "Sort" not in p and "pk_sso_login_event" in p for p in plans), plans
+        for deleted in (False, True):  # among the live tenants, then the deleted ones
+            at_tenant = after(console.cursor(0, deleted, "c0", "t0"))
+            [plan] = _page_plans(pg_app, lambda at_tenant=at_tenant: console.tenant_overview(at_tenant),
+                                 "kg_tenant.tenant_code ASC")
+            assert "Seq Scan" not in plan and "Sort" not in plan and "ix_kg_tenant_console_order" in plan, plan
+            assert "Index Cond: (ROW((deleted_at IS NOT NULL), (tenant_code)::text, (tenant_id)::text) >" in plan, plan
+        plans = _page_plans(pg_app, lambda: console.tenant_detail("t0", after(console.cursor(0, "u0")),
+                                                                  console.Position()), "ORDER BY kg_user.user_name")
+        assert all("Seq Scan" not in p and "Sort" not in p and "pk_kg_user" in p for p in plans), plans
