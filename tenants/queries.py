@@ -7,6 +7,8 @@ about a quarter of loading an ORM object, and nothing here is meant to be change
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 from extensions import db
 from tenants.models import Department, Instance, Tenant, TenantApp, TenantInstance, TenantUser
 
@@ -85,3 +87,27 @@ def authorised_before(found: TenantUser) -> int:
 def department_name(tenant_id: str, org_code: str) -> str | None:
     dept = db.session.get(Department, (tenant_id, org_code))
     return dept.org_name if dept else None
+
+
+_TENANT_INSTANCE = TenantInstance.__table__
+_TenantRow = namedtuple("TenantRow", [c.key for c in _TENANT.c])
+_InstanceRow = namedtuple("InstanceRow", [c.key for c in _INSTANCE.c])
+_TENANT_WITH_ORDERS = (
+    db.select(*_TENANT.c, _TENANT_INSTANCE.c.instance_id.label("linked_id"),
+              *(c.label(f"instance_{c.key}") for c in _INSTANCE.c))
+    .select_from(_TENANT)
+    .outerjoin(_TENANT_INSTANCE, _TENANT_INSTANCE.c.tenant_id == _TENANT.c.tenant_id)
+    .outerjoin(_INSTANCE, _INSTANCE.c.instance_id == _TENANT_INSTANCE.c.instance_id)
+    .where(_TENANT.c.tenant_id == db.bindparam("tenant_id"))
+    .order_by(_TENANT_INSTANCE.c.created_at.desc()))
+
+
+def tenant_with_orders(tenant_id: str) -> tuple[Tenant | None, list[tuple[str, Instance | None]]]:
+    """tenant() and orders_of() in one query (one round trip fewer on every OIDC token request)."""
+    rows = db.session.execute(_TENANT_WITH_ORDERS, {"tenant_id": tenant_id}).all()
+    if not rows:
+        return None, []
+    split, linked = len(_TenantRow._fields), len(_TenantRow._fields) + 1
+    orders = [(row[split], _InstanceRow(*row[linked:]) if row[linked] is not None else None)
+              for row in rows if row[split] is not None]
+    return _TenantRow(*rows[0][:split]), orders

@@ -92,7 +92,7 @@ def user_for_session_hash(session_hash: str) -> OidcUser | None:
     if user_session is None:
         return None
     # Held here: the ID token built later in the request needs the tenant and its orders again.
-    tenant, orders = queries.tenant(user_session.tenant_id), queries.orders_of(user_session.tenant_id)
+    tenant, orders = queries.tenant_with_orders(user_session.tenant_id)
     if session_refusal(user_session, facts=(tenant, orders)) is not None:
         return None
     return OidcUser(user_session, orders, tenant)
