@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import namedtuple
 from dataclasses import dataclass
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
@@ -74,8 +75,12 @@ class OidcUser:
 # The token and userinfo endpoints' statements, built once (building and keying a statement costs
 # about as much as running it). Rows, not ORM objects: nothing here is changed through the ORM.
 _SESSIONS, _CODES, _TOKENS = UserSession.__table__, OidcAuthorizationCode.__table__, OidcToken.__table__
-_SESSION_BY_HASH = db.select(*(c for c in _SESSIONS.c if not c.key.endswith("_enc"))).where(
-    _SESSIONS.c.id_hash == db.bindparam("id_hash"))
+# The session with its tenant and the tenant's order links (one row per link): one round trip.
+_SESSION_COLUMNS = tuple(c for c in _SESSIONS.c if not c.key.endswith("_enc"))
+_SessionRow = namedtuple("SessionRow", [c.key for c in _SESSION_COLUMNS])
+_SESSION_FACTS = (db.select(*_SESSION_COLUMNS, *queries.TENANT_AND_ORDERS_COLUMNS)
+                  .select_from(queries.joined_to_tenant_and_orders(_SESSIONS, _SESSIONS.c.tenant_id))
+                  .where(_SESSIONS.c.id_hash == db.bindparam("id_hash")).order_by(queries.ORDERS_NEWEST_FIRST))
 _CLIENT_BY_ID = db.select(*CLIENT_RECORD_COLUMNS).where(OidcClient.__table__.c.client_id == db.bindparam("client_id"))
 # Reading the code and spending it are one statement: the row is locked from here to the commit, as
 # SELECT … FOR UPDATE did, and a refusal further on rolls the spending back with the rest.
@@ -87,13 +92,19 @@ _CODE_BY_HASH = db.select(_CODES.c.code, _CODES.c.created_at_ts, _CODES.c.used_a
 _INSERT_TOKEN = db.insert(_TOKENS)
 
 
+def session_facts(session_hash: str) -> tuple[UserSession | None, Tenant | None, list]:
+    """The session (its encrypted tokens left out), its tenant and the tenant's order links as
+    tenants.queries.tenant() and orders_of() answer them."""
+    rows = db.session.execute(_SESSION_FACTS, {"id_hash": session_hash}).all()
+    if not rows:
+        return None, None, []
+    return _SessionRow(*rows[0][:len(_SESSION_COLUMNS)]), *queries.tenant_and_orders(rows, len(_SESSION_COLUMNS))
+
+
 def user_for_session_hash(session_hash: str) -> OidcUser | None:
-    user_session = db.session.execute(_SESSION_BY_HASH, {"id_hash": session_hash}).first()
-    if user_session is None:
-        return None
-    # Held here: the ID token built later in the request needs the tenant and its orders again.
-    tenant, orders = queries.tenant_with_orders(user_session.tenant_id)
-    if session_refusal(user_session, facts=(tenant, orders)) is not None:
+    user_session, tenant, orders = session_facts(session_hash)
+    # The tenant and orders are held: the ID token built later in the request needs them again.
+    if user_session is None or session_refusal(user_session, facts=(tenant, orders)) is not None:
         return None
     return OidcUser(user_session, orders, tenant)
 
