@@ -7,6 +7,8 @@ about a quarter of loading an ORM object, and nothing here is meant to be change
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 from extensions import db
 from tenants.models import Department, Instance, Tenant, TenantApp, TenantInstance, TenantUser
 
@@ -85,3 +87,35 @@ def authorised_before(found: TenantUser) -> int:
 def department_name(tenant_id: str, org_code: str) -> str | None:
     dept = db.session.get(Department, (tenant_id, org_code))
     return dept.org_name if dept else None
+
+
+
+# --- a tenant and its orders, read with another table's row -------------------------------------
+# The OIDC token and userinfo endpoints read a session with its tenant and the tenant's order links
+# in one round trip: the join and the reading of its rows live here, the caller adds its table.
+
+_TENANT_INSTANCE = TenantInstance.__table__
+_TenantRow = namedtuple("TenantRow", [c.key for c in _TENANT.c])
+_InstanceRow = namedtuple("InstanceRow", [c.key for c in _INSTANCE.c])
+TENANT_AND_ORDERS_COLUMNS = (*_TENANT.c, _TENANT_INSTANCE.c.instance_id.label("linked_id"),
+                             *(c.label(f"instance_{c.key}") for c in _INSTANCE.c))
+ORDERS_NEWEST_FIRST = _TENANT_INSTANCE.c.created_at.desc()
+
+
+def joined_to_tenant_and_orders(left, tenant_id_column):
+    """`left` LEFT JOIN the tenant `tenant_id_column` names, its order links and their instances:
+    select TENANT_AND_ORDERS_COLUMNS last, order by ORDERS_NEWEST_FIRST, read with tenant_and_orders."""
+    return (left.outerjoin(_TENANT, _TENANT.c.tenant_id == tenant_id_column)
+            .outerjoin(_TENANT_INSTANCE, _TENANT_INSTANCE.c.tenant_id == _TENANT.c.tenant_id)
+            .outerjoin(_INSTANCE, _INSTANCE.c.instance_id == _TENANT_INSTANCE.c.instance_id))
+
+
+def tenant_and_orders(rows, start: int) -> tuple[Tenant | None, list[tuple[str, Instance | None]]]:
+    """What tenant() and orders_of() answer, from the rows of such a join (no query of its own):
+    TENANT_AND_ORDERS_COLUMNS begin at `start` in every row."""
+    linked = start + len(_TenantRow._fields)
+    if not rows or rows[0][start] is None:  # no such tenant (tenant_id is never NULL in a stored one)
+        return None, []
+    orders = [(row[linked], _InstanceRow(*row[linked + 1:]) if row[linked + 1] is not None else None)
+              for row in rows if row[linked] is not None]
+    return _TenantRow(*rows[0][start:linked]), orders

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import namedtuple
 from dataclasses import dataclass
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
@@ -23,7 +24,15 @@ from extensions import db
 from keys.signing import active_signing_key
 from sso.admission import live_instance_in, session_refusal
 from sso.models import UserSession
-from sso.oidc.models import OidcAuthorizationCode, OidcClient, OidcToken, secret_hash
+from sso.oidc.models import (
+    CLIENT_RECORD_COLUMNS,
+    ClientRecord,
+    CodeRecord,
+    OidcAuthorizationCode,
+    OidcClient,
+    OidcToken,
+    secret_hash,
+)
 from tenants import queries
 from tenants.models import Tenant
 
@@ -63,14 +72,39 @@ class OidcUser:
         return subject(self.session.tenant_id, self.session.user_name)
 
 
+# The token and userinfo endpoints' statements, built once (building and keying a statement costs
+# about as much as running it). Rows, not ORM objects: nothing here is changed through the ORM.
+_SESSIONS, _CODES, _TOKENS = UserSession.__table__, OidcAuthorizationCode.__table__, OidcToken.__table__
+# The session with its tenant and the tenant's order links (one row per link): one round trip.
+_SESSION_COLUMNS = tuple(c for c in _SESSIONS.c if not c.key.endswith("_enc"))
+_SessionRow = namedtuple("SessionRow", [c.key for c in _SESSION_COLUMNS])
+_SESSION_FACTS = (db.select(*_SESSION_COLUMNS, *queries.TENANT_AND_ORDERS_COLUMNS)
+                  .select_from(queries.joined_to_tenant_and_orders(_SESSIONS, _SESSIONS.c.tenant_id))
+                  .where(_SESSIONS.c.id_hash == db.bindparam("id_hash")).order_by(queries.ORDERS_NEWEST_FIRST))
+_CLIENT_BY_ID = db.select(*CLIENT_RECORD_COLUMNS).where(OidcClient.__table__.c.client_id == db.bindparam("client_id"))
+# Reading the code and spending it are one statement: the row is locked from here to the commit, as
+# SELECT … FOR UPDATE did, and a refusal further on rolls the spending back with the rest.
+_SPEND_CODE = (db.update(_CODES).where(_CODES.c.code == db.bindparam("code_hash"),
+                                       _CODES.c.client_id == db.bindparam("app"), _CODES.c.used_at.is_(None))
+               .values(used_at=db.bindparam("now")).returning(*_CODES.c))
+_CODE_BY_HASH = db.select(_CODES.c.code, _CODES.c.created_at_ts, _CODES.c.used_at).where(
+    _CODES.c.code == db.bindparam("code_hash"), _CODES.c.client_id == db.bindparam("app"))
+_INSERT_TOKEN = db.insert(_TOKENS)
+
+
+def session_facts(session_hash: str) -> tuple[UserSession | None, Tenant | None, list]:
+    """The session (its encrypted tokens left out), its tenant and the tenant's order links as
+    tenants.queries.tenant() and orders_of() answer them."""
+    rows = db.session.execute(_SESSION_FACTS, {"id_hash": session_hash}).all()
+    if not rows:
+        return None, None, []
+    return _SessionRow(*rows[0][:len(_SESSION_COLUMNS)]), *queries.tenant_and_orders(rows, len(_SESSION_COLUMNS))
+
+
 def user_for_session_hash(session_hash: str) -> OidcUser | None:
-    user_session = db.session.get(UserSession, session_hash)
-    if user_session is None:
-        return None
-    # Held here: the session's identity map keeps only what someone references, and the ID token
-    # built later in the request needs the tenant again.
-    tenant, orders = queries.tenant(user_session.tenant_id), queries.orders_of(user_session.tenant_id)
-    if session_refusal(user_session, facts=(tenant, orders)) is not None:
+    user_session, tenant, orders = session_facts(session_hash)
+    # The tenant and orders are held: the ID token built later in the request needs them again.
+    if user_session is None or session_refusal(user_session, facts=(tenant, orders)) is not None:
         return None
     return OidcUser(user_session, orders, tenant)
 
@@ -142,19 +176,21 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         db.session.commit()
 
     def query_authorization_code(self, code, client):
-        row = db.session.execute(db.select(OidcAuthorizationCode).filter_by(
-            code=secret_hash(code), client_id=client.client_id).with_for_update()).scalar_one_or_none()
-        if row is None or row.is_expired():
+        where = {"code_hash": secret_hash(code), "app": client.client_id}
+        spent = db.session.execute(_SPEND_CODE, {**where, "now": utcnow()}).first()
+        if spent is not None:
+            record = CodeRecord(spent)
+            return None if record.is_expired() else record  # an expired code's spending is rolled back
+        row = db.session.execute(_CODE_BY_HASH, where).first()
+        if row is None or CodeRecord(row).is_expired():
             return None
-        if row.used_at is not None:
-            # A code used twice: someone else has it. Revoke what the first use issued (RFC 6749 §4.1.2).
-            revoke_tokens(code_hash=row.code)
-            db.session.commit()
-            return None
-        return row
+        # A code used twice: someone else has it. Revoke what the first use issued (RFC 6749 §4.1.2).
+        revoke_tokens(code_hash=row.code)
+        db.session.commit()
+        return None
 
     def delete_authorization_code(self, authorization_code):
-        authorization_code.used_at = utcnow()  # committed by the token view with the new tokens
+        pass  # spent by query_authorization_code, committed by the token view with the new tokens
 
     def authenticate_user(self, authorization_code):
         return user_for_session_hash(authorization_code.session_hash)
@@ -224,7 +260,8 @@ class BridgeOpenIDCode(OpenIDCode):
 def _query_client(client_id):
     if "\x00" in client_id:  # PostgreSQL refuses to compare text holding a NUL: an error, not "no such app"
         return None
-    return db.session.execute(db.select(OidcClient).filter_by(client_id=client_id)).scalar_one_or_none()
+    row = db.session.execute(_CLIENT_BY_ID, {"client_id": client_id}).first()
+    return ClientRecord(row) if row is not None else None
 
 
 def _save_token(token, request):
@@ -232,13 +269,13 @@ def _save_token(token, request):
     # the new token inherits, so a replayed code still reaches it).
     code, previous = request.authorization_code, request.refresh_token
     user: OidcUser = request.user
-    row = OidcToken(client_id=request.client.client_id, access_token=secret_hash(token["access_token"]),
-                    scope=token.get("scope"), expires_in=token["expires_in"],  # lifetimes are > 0; issued_at: now
-                    session_hash=user.session.id_hash, code_hash=code.code if code is not None else previous.code_hash)
-    if "refresh_token" in token:  # only an app registered without the refresh_token grant goes without
-        row.refresh_token = secret_hash(token["refresh_token"])
-        row.refresh_expires_at = int(time.time()) + current_app.config["OIDC_REFRESH_TOKEN_LIFETIME"]
-    db.session.add(row)
+    refresh = token.get("refresh_token")  # only an app registered without the refresh_token grant goes without
+    db.session.execute(_INSERT_TOKEN, {
+        "client_id": request.client.client_id, "access_token": secret_hash(token["access_token"]),
+        "scope": token.get("scope"), "expires_in": token["expires_in"],  # lifetimes are > 0; issued_at: now
+        "session_hash": user.session.id_hash, "code_hash": code.code if code is not None else previous.code_hash,
+        "refresh_token": secret_hash(refresh) if refresh else None,
+        "refresh_expires_at": int(time.time()) + current_app.config["OIDC_REFRESH_TOKEN_LIFETIME"] if refresh else None})
     # No commit here: the token view commits once the whole answer (ID token included) is built,
     # with the spent code or refresh token: one transaction, and never a token whose credential is
     # still unspent.
