@@ -441,8 +441,7 @@ def comparison(empty: list[dict], scaled: list[dict], limit_percent: float = 15,
     judges that figure where there is one. A p99 depends on how many cores other people's processes
     took meanwhile: where that differs by more than `noise_cores` between the two passes, the
     verdict says so instead of judging."""
-    by_name = {r["scenario"]: r for r in empty}
-    floors = ({r["scenario"]: r for r in empty}, {r["scenario"]: r for r in scaled})
+    by_name, scaled_by_name = ({r["scenario"]: r for r in rows} for rows in (empty, scaled))
     head = ("scenario", "bridge ms/op empty", "scaled", "Δ %", "Δ % ÷ floor", "p99 ms empty", "scaled", "Δ %",
             "other load (cores)", f"within {limit_percent:g} %")
     used_as_floor = {r.get("floor") for r in scaled}
@@ -454,7 +453,7 @@ def comparison(empty: list[dict], scaled: list[dict], limit_percent: float = 15,
         cpu0, cpu1 = base["cpu_ms_per_op"].get("bridge"), r["cpu_ms_per_op"].get("bridge")
         p0, p1 = base["p99_ms"], r["p99_ms"]
         dc, dp = _delta(cpu0, cpu1), _delta(p0, p1)
-        f0, f1 = floors[0].get(base.get("floor") or ""), floors[1].get(r.get("floor") or "")
+        f0, f1 = by_name.get(base.get("floor") or ""), scaled_by_name.get(r.get("floor") or "")
         dn = _delta_over(cpu0, cpu1, _floor_cpu(f0), _floor_cpu(f1)) if f0 and f1 else None
         load0, load1 = base.get("other_load_cores"), r.get("other_load_cores")
         loads = f"{load0} → {load1}" if load0 is not None and load1 is not None else None

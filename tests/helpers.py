@@ -4,10 +4,12 @@ answers, reading rows back. Tests import this module, never another test module 
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 import sqlalchemy
 from cryptography.fernet import Fernet
+from sqlalchemy import text
 
 from extensions import db
 
@@ -58,3 +60,22 @@ def truncate_all(url: str) -> None:
     engine, statement = _TRUNCATE[url]
     with engine.begin() as conn:
         conn.exec_driver_sql(statement)
+
+
+# PostgreSQL only: row locks and their waits (SQLite runs one writer at a time).
+postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+def wait_until_a_query_waits_on_a_lock(engine, timeout: float = 10) -> None:
+    """Return once some connection to this database waits on a lock (or after `timeout`): the moment
+    a race test lets its other transaction commit or roll back."""
+    waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                   "AND datname = current_database()")
+    deadline = time.monotonic() + timeout
+    with engine.connect() as watcher:
+        while time.monotonic() < deadline:
+            seen = watcher.execute(waiting).scalar()
+            watcher.rollback()  # pg_stat_activity is a snapshot per transaction
+            if seen:
+                return
+            time.sleep(0.01)

@@ -5,16 +5,13 @@ refused and the tokens of the first use are revoked; if the first failed, the se
 from __future__ import annotations
 
 import threading
-import time
 
-import pytest
 from sqlalchemy import text
 
 from extensions import db
 from sso.oidc.models import OidcToken, secret_hash
+from tests.helpers import postgresql_only, wait_until_a_query_waits_on_a_lock
 from tests.oidc_fixtures import authorize, code_from, exchange
-
-postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 class FirstUseInFlight:
@@ -35,16 +32,7 @@ class FirstUseInFlight:
         self.thread.start()
 
     def _finish_once_someone_waits(self):
-        waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                       "AND datname = current_database()")
-        deadline = time.monotonic() + 10
-        with self.engine.connect() as watcher:
-            while time.monotonic() < deadline:
-                seen = watcher.execute(waiting).scalar()
-                watcher.rollback()  # pg_stat_activity is a snapshot per transaction
-                if seen:
-                    break
-                time.sleep(0.01)
+        wait_until_a_query_waits_on_a_lock(self.engine)
         (self.other.commit if self.commits else self.other.rollback)()
         self.other.close()
 

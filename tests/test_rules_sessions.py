@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from itsdangerous import Signer
-from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from common.clock import aware
@@ -27,6 +25,7 @@ from sso.errors import LoginError
 from sso.identity import Identity
 from sso.models import HeldSignIn, LoginEvent, LoginState, UserSession
 from tenants.models import Tenant, TenantUser
+from tests.helpers import postgresql_only, wait_until_a_query_waits_on_a_lock
 
 IDENTITY = Identity(tenant_id="t1", tenant_code="acme", tenant_name="Acme", user_name="alice", name="Alice",
                     role="admin", org_code="d1", org_name="Finance", email="a@example.com", mobile="+8613800000000")
@@ -637,7 +636,6 @@ def test_a_refresh_is_due_within_the_margin_before_the_access_token_expires(ctx)
 
 # --- the row locks, against a concurrent transaction (PostgreSQL: SQLite has no row locks) ---------
 
-postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 class EndedMeanwhile:
@@ -653,16 +651,7 @@ class EndedMeanwhile:
         self.thread.start()
 
     def _commit_once_someone_waits(self):
-        waiting = text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                       "AND datname = current_database()")
-        deadline = time.monotonic() + 10
-        with self.engine.connect() as watcher:
-            while time.monotonic() < deadline:
-                seen = watcher.execute(waiting).scalar()
-                watcher.rollback()  # pg_stat_activity is a snapshot per transaction
-                if seen:
-                    break
-                time.sleep(0.01)
+        wait_until_a_query_waits_on_a_lock(self.engine)
         self.other.commit()
         self.other.close()
 
