@@ -82,9 +82,13 @@ def _seats_enforced(orders, now) -> int | None:
 # --- what the callers ask -------------------------------------------------------------------------
 
 
-def check_tenant(tenant: Tenant | None, now: datetime | None = None) -> None:
-    """Before a login starts and before a code is exchanged."""
-    reason = tenant_refusal(tenant, queries.orders_of(tenant.tenant_id) if tenant else [], now or utcnow())
+def check_tenant(tenant: Tenant | None, now: datetime | None = None, *,
+                 orders: list[tuple[str, Instance | None]] | None = None) -> None:
+    """Before a login starts and before a code is exchanged (`orders`: the tenant's order links,
+    when the caller has read them with the tenant)."""
+    if orders is None:
+        orders = queries.orders_of(tenant.tenant_id) if tenant else []
+    reason = tenant_refusal(tenant, orders, now or utcnow())
     if reason:
         raise LoginError(reason, tenant_id=tenant.tenant_id if tenant else None)
 
@@ -99,10 +103,12 @@ def admit_user(tenant: Tenant, user_name: str, centre_tenant: str | None) -> Adm
     """After the code exchange: the centre's word on who this is, against what KooGallery said."""
     check_centre_tenant(tenant, centre_tenant, user_name)
     now = utcnow()
-    reason = tenant_refusal(tenant, orders := queries.orders_of(tenant.tenant_id), now)
+    # Read again, with the user: KooGallery may have changed the tenant while the centre answered.
+    facts = queries.tenant_and_user(tenant.tenant_id, user_name)
+    tenant, orders, user = facts.tenant or tenant, facts.orders, facts.user
+    reason = tenant_refusal(facts.tenant, orders, now)
     if reason:
         raise LoginError(reason, tenant_id=tenant.tenant_id, user_name=user_name)
-    user = queries.user(tenant.tenant_id, user_name)
     jit = _jit_allowed(tenant)  # only a tenant with no user rows at all, so `user` is None then
     reason = user_refusal(tenant, user, jit=jit, seats=_seats_enforced(orders, now))
     if reason:
@@ -112,11 +118,11 @@ def admit_user(tenant: Tenant, user_name: str, centre_tenant: str | None) -> Adm
 
 def recheck(tenant_id: str, user_name: str, *, jit: bool) -> None:
     """A held sign-in, minutes later: KooGallery may have revoked the user or frozen the order since."""
-    tenant = queries.tenant(tenant_id)
+    facts = queries.tenant_and_user(tenant_id, user_name)
     now = utcnow()
-    reason = tenant_refusal(tenant, orders := queries.orders_of(tenant_id), now)
+    reason = tenant_refusal(facts.tenant, facts.orders, now)
     if not reason:
-        reason = user_refusal(tenant, queries.user(tenant_id, user_name), jit=jit, seats=_seats_enforced(orders, now))
+        reason = user_refusal(facts.tenant, facts.user, jit=jit, seats=_seats_enforced(facts.orders, now))
     if reason:
         raise LoginError(reason, tenant_id=tenant_id, user_name=user_name)
 
@@ -154,11 +160,15 @@ def session_refusal(user_session: UserSession, now: datetime | None = None, *,
         return "expired"
     if aware(user_session.last_seen_at) + timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"]) <= now:
         return "idle"
-    tenant, orders = facts or (queries.tenant(user_session.tenant_id), queries.orders_of(user_session.tenant_id))
+    if facts is None:
+        read = queries.tenant_and_user(user_session.tenant_id, user_session.user_name)
+        tenant, orders, user = read.tenant, read.orders, read.user
+    else:
+        tenant, orders = facts
+        user = queries.user(user_session.tenant_id, user_session.user_name)
     reason = tenant_refusal(tenant, orders, now)
     if reason:
         return reason
-    user = queries.user(user_session.tenant_id, user_session.user_name)
     if user_refusal(tenant, user, jit=user_session.jit, seats=_seats_enforced(orders, now)):
         return "user_revoked"
     return None

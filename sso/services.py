@@ -28,7 +28,6 @@ from sso.errors import LoginError
 from sso.identity import Identity, claim, identity_from
 from sso.models import LoginEvent, LoginState
 from tenants import queries
-from tenants.models import Tenant
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +39,28 @@ def auth_centre() -> AuthCentreClient:
 # --- which tenant ---------------------------------------------------------------------------------
 
 
-def find_tenant(ref: str) -> Tenant:
-    """By tenant ID or tenant code (what a person types); the live tenant wins over a deleted one."""
+def find_tenant(ref: str) -> queries.TenantFacts:
+    """By tenant ID or tenant code (what a person types); the live tenant wins over a deleted one.
+    With its orders and OAuth client: what the login reads next, in the same round trip."""
     ref = (ref or "").strip()
     if not ref or len(ref) > 64:
         raise LoginError("unknown_tenant", "empty or overlong tenant reference")
-    tenant = queries.tenant_by_ref(ref)
-    if tenant is None:
+    facts = queries.tenant_for_login_by_ref(ref, current_app.config.get("APP_ID"))
+    if facts.tenant is None:
         raise LoginError("unknown_tenant", f"no tenant {ref!r}")
-    return tenant
+    return facts
 
 
-def find_tenant_by_instance(instance_id: str) -> Tenant:
+def find_tenant_by_instance(instance_id: str) -> queries.TenantFacts:
     tenants = queries.tenants_of_instance((instance_id or "")[:64])
     if not tenants:
         raise LoginError("unknown_tenant", f"no tenant bound to instance {instance_id[:64]!r}")
-    return tenants[0]
+    return queries.tenant_for_login(tenants[0].tenant_id, current_app.config.get("APP_ID"))
 
 
-def client_for(tenant: Tenant) -> Client:
+def client_for(facts: queries.TenantFacts) -> Client:
     """The tenant's OAuth client from applicationSync (BRIDGE_APP_ID picks one if several)."""
-    app = queries.credentials(tenant.tenant_id, current_app.config.get("APP_ID"))
+    tenant, app = facts.tenant, facts.credentials
     if app is None:
         raise LoginError("app_missing", "no applicationSync credentials", tenant_id=tenant.tenant_id)
     try:
@@ -78,14 +78,15 @@ def new_state() -> str:
     return random_text(43)  # letters and digits: what the centres document for `state`
 
 
-def start_login(tenant: Tenant, *, browser_token: str, redirect_uri: str, next_url: str | None,
+def start_login(facts: queries.TenantFacts, *, browser_token: str, redirect_uri: str, next_url: str | None,
                 client: str | None = None, reinitiated: bool = False) -> str:
     """Record a state bound to this browser and return the authorize URL to send it to.
 
     Anyone can start a login, so the rows this writes are capped: per client (its address) and in
     total; past a cap nothing is written and the visitor is told to wait (DESIGN invariant 10)."""
-    admission.check_tenant(tenant)
-    oauth_client = client_for(tenant)
+    tenant = facts.tenant
+    admission.check_tenant(tenant, orders=facts.orders)
+    oauth_client = client_for(facts)
     cfg = current_app.config
     client_hash = hash_token(client or "-")[:32]
     now = utcnow()
@@ -187,15 +188,15 @@ _IDP_REASONS = {"unreachable": "idp_unreachable", "timeout": "idp_timeout", "gar
 
 
 def complete_login(tenant_id: str, code: str, *, redirect_uri: str | None, code_verifier: str | None,
-                   tenant: Tenant | None = None) -> tuple[Identity, Tokens]:
-    """Exchange the code at the tenant's authentication centre and decide admission (`tenant`: the
-    tenant's row when the caller has just read it)."""
+                   facts: queries.TenantFacts | None = None) -> tuple[Identity, Tokens]:
+    """Exchange the code at the tenant's authentication centre and decide admission (`facts`: what
+    find_tenant has just read, when the caller has it)."""
     if not code or len(code) > 2048:
         raise LoginError("code_missing", "no usable code", tenant_id=tenant_id)
-    if tenant is None:
-        tenant = queries.tenant(tenant_id)
-    admission.check_tenant(tenant)
-    client = client_for(tenant)
+    if facts is None:
+        facts = queries.tenant_for_login(tenant_id, current_app.config.get("APP_ID"))
+    admission.check_tenant(facts.tenant, orders=facts.orders)
+    client = client_for(facts)
     db.session.commit()  # no transaction held open across the outbound calls
     try:
         tokens = auth_centre().exchange_code(client, code, redirect_uri, code_verifier)
@@ -204,15 +205,15 @@ def complete_login(tenant_id: str, code: str, *, redirect_uri: str | None, code_
         raise LoginError(_IDP_REASONS.get(exc.reason, "idp_error"), exc.detail, tenant_id=tenant_id,
                          retry_after=exc.retry_after) from None
     user_name = info["userName"].strip()
-    admitted = admission.admit_user(tenant, user_name, claim(info, "tenant", 64))
-    return identity_from(tenant, admitted.user, info, jit=admitted.jit), tokens
+    admitted = admission.admit_user(facts.tenant, user_name, claim(info, "tenant", 64))
+    return identity_from(facts.tenant, admitted.user, info, jit=admitted.jit), tokens
 
 
 def client_for_tenant_id(tenant_id: str) -> Client:
-    tenant = queries.tenant(tenant_id)
-    if tenant is None:
+    facts = queries.tenant_for_login(tenant_id, current_app.config.get("APP_ID"))
+    if facts.tenant is None:
         raise LoginError("app_missing", "tenant gone", tenant_id=tenant_id)
-    return client_for(tenant)
+    return client_for(facts)
 
 
 # --- audit ----------------------------------------------------------------------------------------

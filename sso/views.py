@@ -68,8 +68,8 @@ def _external(endpoint: str, **values) -> str:
     return f"{base.rstrip('/')}{url_for(endpoint, **values)}" if base else url_for(endpoint, _external=True, **values)
 
 
-def _start(tenant, next_url, *, reinitiated: bool = False):
-    target = services.start_login(tenant, browser_token=_browser_token(), redirect_uri=_callback_url(),
+def _start(facts, next_url, *, reinitiated: bool = False):
+    target = services.start_login(facts, browser_token=_browser_token(), redirect_uri=_callback_url(),
                                   next_url=next_url, client=request.remote_addr, reinitiated=reinitiated)
     return redirect(target, code=302)
 
@@ -117,13 +117,13 @@ def login_form():
         return redirect(services.portal_login_url(), code=302)
     typed = request.form.get("tenant", "")
     try:
-        tenant = services.find_tenant(typed)
+        facts = services.find_tenant(typed)
     except LoginError as exc:
         # A mistyped company code: said on the form, with what was typed kept, not a dead-end page.
         _record_refusal(exc)
         return render_template("sso/login.html", next_url=next_url or "", typed=typed[:64],
                                error=exc.reason), exc.status
-    return _start(tenant, next_url)
+    return _start(facts, next_url)
 
 
 @bp.get("/callback")
@@ -157,22 +157,23 @@ def callback():
     # session someone else planted, never make a person sign in twice.
     if not tenant_ref:
         raise LoginError("bad_request", "callback with neither state nor tenant")
-    tenant = services.find_tenant(tenant_ref)
+    facts = services.find_tenant(tenant_ref)
+    tenant_id = facts.tenant.tenant_id
     policy = current_app.config["WORKBENCH_LOGIN"]
     if policy == "direct":
-        identity, tokens = services.complete_login(tenant.tenant_id, code, redirect_uri=_workbench_redirect_uri(),
-                                                   code_verifier=None, tenant=tenant)
+        identity, tokens = services.complete_login(tenant_id, code, redirect_uri=_workbench_redirect_uri(),
+                                                   code_verifier=None, facts=facts)
         return _finish(identity, tokens, None)
-    if policy == "confirm" or _take_kept_code(tenant.tenant_id) is not None:
+    if policy == "confirm" or _take_kept_code(tenant_id) is not None:
         # Asked for, or the centre came back without our state again: the person decides.
-        return _confirm_workbench_code(tenant.tenant_id, code)
-    _keep_code(tenant.tenant_id, code)
-    return _start(tenant, None, reinitiated=True)
+        return _confirm_workbench_code(tenant_id, code, facts)
+    _keep_code(tenant_id, code)
+    return _start(facts, None, reinitiated=True)
 
 
-def _confirm_workbench_code(tenant_id: str, code: str):
+def _confirm_workbench_code(tenant_id: str, code: str, facts=None):
     identity, tokens = services.complete_login(tenant_id, code, redirect_uri=_workbench_redirect_uri(),
-                                               code_verifier=None)
+                                               code_verifier=None, facts=facts)
     current = current_session()
     if current is not None and _same_account(current, identity):
         return _sign_in(identity, tokens, None)
@@ -206,10 +207,11 @@ def _personal(body, status: int = 200):
 
 
 def _sign_in(identity, tokens, next_url):
+    target = next_url or landing_url() or url_for("sso.home")  # read in the transaction sign_in commits
     raw_id = sessions.sign_in(identity, tokens, previous_cookie=request.cookies.get(sessions.SESSION_COOKIE),
                               request_id=g.request_id, remote_addr=request.remote_addr)
     _clear_flow(keep=(BROWSER_KEY, "lang"))  # nothing else from before the login carries over
-    response = redirect(next_url or landing_url() or url_for("sso.home"), code=302)
+    response = redirect(target, code=302)
     response.set_cookie(sessions.SESSION_COOKIE, sessions.sign_session_id(raw_id), httponly=True,
                         secure=current_app.config["COOKIE_SECURE"], samesite="Lax", path="/",
                         max_age=current_app.config["SESSION_ABSOLUTE_HOURS"] * 3600)

@@ -8,6 +8,7 @@ about a quarter of loading an ORM object, and nothing here is meant to be change
 from __future__ import annotations
 
 from collections import namedtuple
+from dataclasses import dataclass, field
 
 from extensions import db
 from tenants.models import Department, Instance, Tenant, TenantApp, TenantInstance, TenantUser
@@ -90,24 +91,30 @@ def department_name(tenant_id: str, org_code: str) -> str | None:
 
 
 
-# --- a tenant and its orders, read with another table's row -------------------------------------
-# The OIDC token and userinfo endpoints read a session with its tenant and the tenant's order links
-# in one round trip: the join and the reading of its rows live here, the caller adds its table.
+# --- a tenant and its orders, read with other rows in one round trip ----------------------------
+# A login reads the tenant with its order links and its OAuth client before the centre's calls, and
+# again with the user's row after them; the OIDC token and userinfo endpoints read a session with
+# its tenant and order links. The join and the reading of its rows live here.
 
 _TENANT_INSTANCE = TenantInstance.__table__
 _TenantRow = namedtuple("TenantRow", [c.key for c in _TENANT.c])
 _InstanceRow = namedtuple("InstanceRow", [c.key for c in _INSTANCE.c])
+_AppRow = namedtuple("AppRow", [c.key for c in _APP.c])
+_UserRow = namedtuple("UserRow", [c.key for c in _USER.c])
 TENANT_AND_ORDERS_COLUMNS = (*_TENANT.c, _TENANT_INSTANCE.c.instance_id.label("linked_id"),
                              *(c.label(f"instance_{c.key}") for c in _INSTANCE.c))
 ORDERS_NEWEST_FIRST = _TENANT_INSTANCE.c.created_at.desc()
 
 
+def _with_orders(tenant_join):
+    return (tenant_join.outerjoin(_TENANT_INSTANCE, _TENANT_INSTANCE.c.tenant_id == _TENANT.c.tenant_id)
+            .outerjoin(_INSTANCE, _INSTANCE.c.instance_id == _TENANT_INSTANCE.c.instance_id))
+
+
 def joined_to_tenant_and_orders(left, tenant_id_column):
     """`left` LEFT JOIN the tenant `tenant_id_column` names, its order links and their instances:
     select TENANT_AND_ORDERS_COLUMNS last, order by ORDERS_NEWEST_FIRST, read with tenant_and_orders."""
-    return (left.outerjoin(_TENANT, _TENANT.c.tenant_id == tenant_id_column)
-            .outerjoin(_TENANT_INSTANCE, _TENANT_INSTANCE.c.tenant_id == _TENANT.c.tenant_id)
-            .outerjoin(_INSTANCE, _INSTANCE.c.instance_id == _TENANT_INSTANCE.c.instance_id))
+    return _with_orders(left.outerjoin(_TENANT, _TENANT.c.tenant_id == tenant_id_column))
 
 
 def tenant_and_orders(rows, start: int) -> tuple[Tenant | None, list[tuple[str, Instance | None]]]:
@@ -119,3 +126,80 @@ def tenant_and_orders(rows, start: int) -> tuple[Tenant | None, list[tuple[str, 
     orders = [(row[linked], _InstanceRow(*row[linked + 1:]) if row[linked + 1] is not None else None)
               for row in rows if row[linked] is not None]
     return _TenantRow(*rows[0][start:linked]), orders
+
+
+@dataclass(frozen=True)
+class TenantFacts:
+    """A tenant (None: no such tenant), its order links newest first, and what was asked with them:
+    its OAuth client as credentials() answers it, or one user's row as user() answers it."""
+
+    tenant: Tenant | None
+    orders: list[tuple[str, Instance | None]] = field(default_factory=list)
+    credentials: TenantApp | None = None
+    user: TenantUser | None = None
+
+
+def _newest_usable_app(of_app: bool):
+    usable = _APP.alias("usable")
+    newest = (db.select(usable.c.app_id)
+              .where(usable.c.tenant_id == _TENANT.c.tenant_id, usable.c.deleted_at.is_(None),
+                     usable.c.client_secret_enc.is_not(None), usable.c.client_id.is_not(None)))
+    if of_app:
+        newest = newest.where(usable.c.app_id == db.bindparam("app_id"))
+    return newest.order_by(usable.c.last_sync_ts.desc()).limit(1).correlate(_TENANT).scalar_subquery()
+
+
+def _tenant_facts_statement(*, credentials: bool = False, of_app: bool = False, user: bool = False,
+                            by_ref: bool = False):
+    joined, extra = _TENANT, []
+    if credentials:  # the same row credentials() picks, joined by its key
+        joined = joined.outerjoin(_APP, db.and_(_APP.c.tenant_id == _TENANT.c.tenant_id,
+                                                _APP.c.app_id == _newest_usable_app(of_app)))
+        extra += [c.label(f"app_{c.key}") for c in _APP.c]
+    if user:
+        joined = joined.outerjoin(_USER, db.and_(_USER.c.tenant_id == _TENANT.c.tenant_id,
+                                                 _USER.c.user_name == db.bindparam("user_name")))
+        extra += [c.label(f"user_{c.key}") for c in _USER.c]
+    wanted = db.bindparam("tenant_id")
+    if by_ref:  # what tenant_by_ref() finds: by ID, else by code
+        by_id, by_code = _TENANT.alias("by_id"), _TENANT.alias("by_code")
+        wanted = db.func.coalesce(
+            db.select(by_id.c.tenant_id).where(by_id.c.tenant_id == db.bindparam("ref")).scalar_subquery(),
+            db.select(by_code.c.tenant_id).where(db.func.lower(by_code.c.tenant_code) == db.bindparam("code"))
+            .order_by(by_code.c.deleted_at.is_not(None)).limit(1).scalar_subquery())
+    return (db.select(*extra, *TENANT_AND_ORDERS_COLUMNS).select_from(_with_orders(joined))
+            .where(_TENANT.c.tenant_id == wanted).order_by(ORDERS_NEWEST_FIRST))
+
+
+_FOR_LOGIN = {(by_ref, of_app): _tenant_facts_statement(credentials=True, of_app=of_app, by_ref=by_ref)
+              for by_ref in (False, True) for of_app in (False, True)}
+_WITH_USER = _tenant_facts_statement(user=True)
+
+
+def _login_facts(rows) -> TenantFacts:
+    width = len(_AppRow._fields)
+    tenant, orders = tenant_and_orders(rows, width)
+    app = _AppRow(*rows[0][:width]) if tenant is not None and rows[0][0] is not None else None
+    return TenantFacts(tenant, orders, credentials=app)
+
+
+def tenant_for_login(tenant_id: str, app_id: str | None) -> TenantFacts:
+    """tenant(), orders_of() and credentials() in one query: what a login reads before it calls
+    the tenant's centre."""
+    params = {"tenant_id": tenant_id} | ({"app_id": app_id} if app_id else {})
+    return _login_facts(db.session.execute(_FOR_LOGIN[False, bool(app_id)], params).all())
+
+
+def tenant_for_login_by_ref(ref: str, app_id: str | None) -> TenantFacts:
+    """The same for the tenant tenant_by_ref() finds (a tenant ID, or a code as a person types it)."""
+    params = {"ref": ref, "code": ref.lower()} | ({"app_id": app_id} if app_id else {})
+    return _login_facts(db.session.execute(_FOR_LOGIN[True, bool(app_id)], params).all())
+
+
+def tenant_and_user(tenant_id: str, user_name: str) -> TenantFacts:
+    """tenant(), orders_of() and user() in one query: what admission decides a user on."""
+    rows = db.session.execute(_WITH_USER, {"tenant_id": tenant_id, "user_name": user_name}).all()
+    width = len(_UserRow._fields)
+    tenant, orders = tenant_and_orders(rows, width)
+    found = _UserRow(*rows[0][:width]) if tenant is not None and rows[0][0] is not None else None
+    return TenantFacts(tenant, orders, user=found)

@@ -105,6 +105,20 @@ def test_tenant_code_lookups_of_login_and_tenant_sync_use_an_index(pg_app):
         db.session.rollback()
 
 
+def test_a_logins_reads_of_the_tenant_are_index_lookups(pg_app):
+    with pg_app.app_context():
+        seen = _statements(pg_app, lambda: (queries.tenant_for_login_by_ref("Some-Code", None),
+                                            queries.tenant_for_login_by_ref("t1", "app-1"),
+                                            queries.tenant_and_user("t1", "alice")), "FROM kg_tenant")
+        assert len(seen) == 3
+        for statement, parameters in seen:
+            plan = _plan(statement, parameters, sort=True)  # sorting a tenant's few order links is fine
+            assert "Seq Scan" not in plan, plan
+            assert "Index Scan using pk_kg_tenant on kg_tenant " in plan, plan
+        assert "ix_kg_tenant_code_lower" in _plan(*seen[0], sort=True)
+        db.session.rollback()
+
+
 def test_the_console_sync_log_reads_failures_and_successes_along_indexes(pg_app):
     with pg_app.test_request_context("/admin/sync"):
         db.session.add_all([SyncCall(request_id=f"r{code}", interface="kit:tenantSync", result_code=code,

@@ -19,6 +19,7 @@ from sso.models import LoginState, UserSession
 from sso.sessions import sign_session_id
 from tests import factories as f
 from tests.helpers import ok
+from tests.oidc_fixtures import register
 from tests.sso_fixtures import CALLBACK, IDP, SECRET, csrf_token, events, fake_idp, refused, sign_in, start
 
 # --- the happy path -------------------------------------------------------------------------------
@@ -291,6 +292,27 @@ def test_direct_policy_exchanges_the_workbench_code(make_app, synced, idp):
     body = parse_qs(idp.calls[0].request.body)
     # The centre issued the code for the registered login address, not for a request of ours.
     assert body["code"] == ["wb-code"] and "redirect_uri" not in body and "code_verifier" not in body
+
+
+def test_a_workbench_login_lands_in_the_one_app_that_can_be_launched(make_app, synced, idp):
+    app = make_app(WORKBENCH_LOGIN="direct")
+    runner, client = app.test_cli_runner(), app.test_client()
+    register(runner)  # no initiate-login URI: not launchable
+    first, _ = register(runner, "--initiate-login-uri", "https://one.example.com/start?from=kg")
+
+    def land() -> str:
+        fake_idp(idp)
+        response = client.get("/sso/callback", query_string={"code": "wb-code", "tenant": f.TENANT})
+        assert response.status_code == 302, response.data[:300]
+        return response.headers["Location"]
+
+    assert land() == "https://one.example.com/start?from=kg&iss=http%3A%2F%2Flocalhost"
+    register(runner, "--initiate-login-uri", "https://two.example.com/start")
+    assert land() == "/sso/"  # two launchable apps: which one is not the bridge's guess
+    chosen = make_app(WORKBENCH_LOGIN="direct", OIDC_LANDING_APP=first).test_client()
+    fake_idp(idp)
+    response = chosen.get("/sso/callback", query_string={"code": "wb-code", "tenant": f.TENANT})
+    assert response.headers["Location"] == "https://one.example.com/start?from=kg&iss=http%3A%2F%2Flocalhost"
 
 
 def test_a_deployment_can_send_redirect_uri_with_workbench_codes(make_app, synced, idp):

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from flask import current_app
 
 from extensions import db
-from sso.oidc.models import OidcClient
+from sso.oidc.models import CLIENT_RECORD_COLUMNS, ClientRecord, OidcClient
 
 
 def _with_issuer(uri: str) -> str:
@@ -17,11 +17,15 @@ def _with_issuer(uri: str) -> str:
     return f"{uri}{'&' if '?' in uri else '?'}{urlencode({'iss': issuer()})}"
 
 
+_CLIENTS = OidcClient.__table__
+# Rows, not ORM objects: a workbench login reads this at every sign-in.
+_APPS = db.select(*CLIENT_RECORD_COLUMNS).order_by(_CLIENTS.c.id)
+_CHOSEN_APP = _APPS.where(_CLIENTS.c.client_id == db.bindparam("client_id"))
+
+
 def landing_url() -> str | None:
     """The one launchable app's initiate-login URI (the app BRIDGE_OIDC_LANDING_APP names, if set)."""
-    stmt = db.select(OidcClient).order_by(OidcClient.id)
     chosen = current_app.config.get("OIDC_LANDING_APP")
-    if chosen:
-        stmt = stmt.filter_by(client_id=chosen)
-    uris = [c.initiate_login_uri for c in db.session.scalars(stmt) if c.initiate_login_uri]
+    rows = db.session.execute(_CHOSEN_APP, {"client_id": chosen}) if chosen else db.session.execute(_APPS)
+    uris = [uri for uri in (ClientRecord(row).initiate_login_uri for row in rows) if uri]
     return _with_issuer(uris[0]) if len(uris) == 1 else None
