@@ -149,10 +149,10 @@ def check_centre_tenant(tenant: Tenant, centre_tenant: str | None, user_name: st
 
 
 def session_refusal(user_session: UserSession, now: datetime | None = None, *,
-                    facts: tuple[Tenant | None, list[tuple[str, Instance | None]]] | None = None) -> str | None:
+                    facts: queries.TenantFacts | None = None) -> str | None:
     """Why this session may not be used any more, or None. Checked on every signed-in request, so
-    a revocation takes effect even if its signal was missed. `facts`: the tenant and its order
-    links, when the caller has already read them in this transaction."""
+    a revocation takes effect even if its signal was missed. `facts`: the session's tenant, its
+    order links and its user, when the caller has already read them (tenants.queries.tenant_and_user)."""
     now = now or utcnow()
     if user_session.ended_at is not None:
         return user_session.end_reason or "ended"
@@ -160,12 +160,8 @@ def session_refusal(user_session: UserSession, now: datetime | None = None, *,
         return "expired"
     if aware(user_session.last_seen_at) + timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"]) <= now:
         return "idle"
-    if facts is None:
-        read = queries.tenant_and_user(user_session.tenant_id, user_session.user_name)
-        tenant, orders, user = read.tenant, read.orders, read.user
-    else:
-        tenant, orders = facts
-        user = queries.user(user_session.tenant_id, user_session.user_name)
+    facts = facts or queries.tenant_and_user(user_session.tenant_id, user_session.user_name)
+    tenant, orders, user = facts.tenant, facts.orders, facts.user
     reason = tenant_refusal(tenant, orders, now)
     if reason:
         return reason

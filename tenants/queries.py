@@ -111,10 +111,18 @@ def _with_orders(tenant_join):
             .outerjoin(_INSTANCE, _INSTANCE.c.instance_id == _TENANT_INSTANCE.c.instance_id))
 
 
-def joined_to_tenant_and_orders(left, tenant_id_column):
-    """`left` LEFT JOIN the tenant `tenant_id_column` names, its order links and their instances:
-    select TENANT_AND_ORDERS_COLUMNS last, order by ORDERS_NEWEST_FIRST, read with tenant_and_orders."""
-    return _with_orders(left.outerjoin(_TENANT, _TENANT.c.tenant_id == tenant_id_column))
+USER_COLUMNS = tuple(c.label(f"user_{c.key}") for c in _USER.c)
+
+
+def joined_to_tenant_and_orders(left, tenant_id_column, user_name_column=None):
+    """`left` LEFT JOIN the tenant `tenant_id_column` names, (with `user_name_column`) that tenant's
+    user of that name, its order links and their instances. Select [USER_COLUMNS,]
+    TENANT_AND_ORDERS_COLUMNS last, order by ORDERS_NEWEST_FIRST, read with tenant_facts_from."""
+    joined = left.outerjoin(_TENANT, _TENANT.c.tenant_id == tenant_id_column)
+    if user_name_column is not None:
+        joined = joined.outerjoin(_USER, db.and_(_USER.c.tenant_id == _TENANT.c.tenant_id,
+                                                 _USER.c.user_name == user_name_column))
+    return _with_orders(joined)
 
 
 def tenant_and_orders(rows, start: int) -> tuple[Tenant | None, list[tuple[str, Instance | None]]]:
@@ -126,6 +134,16 @@ def tenant_and_orders(rows, start: int) -> tuple[Tenant | None, list[tuple[str, 
     orders = [(row[linked], _InstanceRow(*row[linked + 1:]) if row[linked + 1] is not None else None)
               for row in rows if row[linked] is not None]
     return _TenantRow(*rows[0][start:linked]), orders
+
+
+def tenant_facts_from(rows, start: int, *, with_user: bool = False) -> TenantFacts:
+    """tenant_and_orders(), and with_user the user() of the USER_COLUMNS that come first, at `start`."""
+    if not with_user:
+        return TenantFacts(*tenant_and_orders(rows, start))
+    width = len(_UserRow._fields)
+    tenant, orders = tenant_and_orders(rows, start + width)
+    found = _UserRow(*rows[0][start:start + width]) if tenant is not None and rows[0][start] is not None else None
+    return TenantFacts(tenant, orders, user=found)
 
 
 @dataclass(frozen=True)
@@ -159,7 +177,7 @@ def _tenant_facts_statement(*, credentials: bool = False, of_app: bool = False, 
     if user:
         joined = joined.outerjoin(_USER, db.and_(_USER.c.tenant_id == _TENANT.c.tenant_id,
                                                  _USER.c.user_name == db.bindparam("user_name")))
-        extra += [c.label(f"user_{c.key}") for c in _USER.c]
+        extra += USER_COLUMNS
     wanted = db.bindparam("tenant_id")
     if by_ref:  # what tenant_by_ref() finds: by ID, else by code
         by_id, by_code = _TENANT.alias("by_id"), _TENANT.alias("by_code")
@@ -199,7 +217,4 @@ def tenant_for_login_by_ref(ref: str, app_id: str | None) -> TenantFacts:
 def tenant_and_user(tenant_id: str, user_name: str) -> TenantFacts:
     """tenant(), orders_of() and user() in one query: what admission decides a user on."""
     rows = db.session.execute(_WITH_USER, {"tenant_id": tenant_id, "user_name": user_name}).all()
-    width = len(_UserRow._fields)
-    tenant, orders = tenant_and_orders(rows, width)
-    found = _UserRow(*rows[0][:width]) if tenant is not None and rows[0][0] is not None else None
-    return TenantFacts(tenant, orders, user=found)
+    return tenant_facts_from(rows, 0, with_user=True)

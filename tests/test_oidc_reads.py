@@ -12,7 +12,7 @@ from extensions import db
 from sso.models import UserSession
 from sso.oidc.server import session_facts
 from tenants import queries
-from tenants.models import Instance, InstanceStatus, Tenant, TenantInstance
+from tenants.models import Instance, InstanceStatus, Tenant, TenantInstance, TenantUser
 
 
 @pytest.fixture
@@ -29,7 +29,9 @@ def tenants(app_ctx):
         # Oldest to newest: an instance, a link the bridge has no instance for, the newest instance.
         TenantInstance(tenant_id="several", instance_id="i-old", created_at=now - timedelta(days=3)),
         TenantInstance(tenant_id="several", instance_id="i-unknown", created_at=now - timedelta(days=2)),
-        TenantInstance(tenant_id="several", instance_id="i-new", created_at=now - timedelta(days=1))])
+        TenantInstance(tenant_id="several", instance_id="i-new", created_at=now - timedelta(days=1)),
+        TenantUser(tenant_id="several", user_name="alice", name="Alice S.", last_sync_ts="1"),
+        TenantUser(tenant_id="several", user_name="bob", name="Bob", last_sync_ts="1")])
     for tenant_id in ("several", "none", "missing"):
         db.session.add(UserSession(id_hash=tenant_id.ljust(64, "h"), tenant_id=tenant_id, user_name="alice",
                                    name="Alice", email="a@example.com", created_at=now, last_seen_at=now,
@@ -43,12 +45,14 @@ def _facts(row) -> dict | None:
 
 @pytest.mark.parametrize("tenant_id", ["several", "none", "missing"])
 def test_the_session_with_its_tenant_and_orders_is_what_the_separate_reads_answer(tenants, tenant_id):
-    user_session, tenant, orders = session_facts(tenant_id.ljust(64, "h"))
+    user_session, facts = session_facts(tenant_id.ljust(64, "h"))
+    tenant, orders = facts.tenant, facts.orders
     stored = db.session.get(UserSession, tenant_id.ljust(64, "h"))
     assert {k: getattr(user_session, k) for k in user_session._fields} == {
         k: getattr(stored, k) for k in user_session._fields}
     assert "access_token_enc" not in user_session._fields  # the centre's tokens are not read
     assert _facts(tenant) == _facts(queries.tenant(tenant_id))
+    assert _facts(facts.user) == _facts(queries.user(tenant_id, "alice"))
     expected = queries.orders_of(tenant_id)
     assert [linked for linked, _ in orders] == [linked for linked, _ in expected]
     for (_, instance), (_, wanted) in zip(orders, expected, strict=True):
@@ -59,11 +63,14 @@ def test_the_session_with_its_tenant_and_orders_is_what_the_separate_reads_answe
 
 
 def test_the_tenant_with_its_orders_in_their_order(tenants):
-    _, tenant, orders = session_facts("several".ljust(64, "h"))
+    _, facts = session_facts("several".ljust(64, "h"))
+    tenant, orders = facts.tenant, facts.orders
     assert (tenant.tenant_code, tenant.domain_id, tenant.deleted_at) == ("sev", "d-1", None)
     assert [(linked, instance and instance.status) for linked, instance in orders] == [
         ("i-new", InstanceStatus.ACTIVE), ("i-unknown", None), ("i-old", InstanceStatus.FROZEN)]
     assert orders[2][1].seats == 5
-    assert session_facts("none".ljust(64, "h"))[2] == []
-    assert session_facts("missing".ljust(64, "h"))[1:] == (None, [])
-    assert session_facts("x" * 64) == (None, None, [])
+    assert (facts.user.name, facts.user.enabled) == ("Alice S.", True)
+    assert session_facts("none".ljust(64, "h"))[1].orders == []
+    assert session_facts("none".ljust(64, "h"))[1].user is None  # another tenant's alice is not this one
+    assert session_facts("missing".ljust(64, "h"))[1] == queries.TenantFacts(None)
+    assert session_facts("x" * 64) == (None, queries.TenantFacts(None))

@@ -11,6 +11,7 @@ from extensions import db
 from sso import admission
 from sso.errors import LoginError
 from sso.models import UserSession
+from tenants import queries
 from tenants.models import Instance, InstanceStatus, Tenant, TenantInstance, TenantUser
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -328,9 +329,15 @@ def test_a_session_ends_when_the_tenant_or_its_order_stops_admitting(app_ctx):
 def test_a_session_is_judged_on_the_facts_its_caller_has_read(app_ctx):
     store(tenant(), user())
     frozen = [("frozen", instance("frozen", status=InstanceStatus.FROZEN))]
-    assert admission.session_refusal(session(), NOW, facts=(tenant(), frozen)) == "instance_suspended"
-    assert admission.session_refusal(session(), NOW, facts=(None, [])) == "unknown_tenant"
-    assert admission.session_refusal(session(), NOW, facts=(tenant(), [])) is None
+    facts = queries.TenantFacts
+    assert admission.session_refusal(session(), NOW, facts=facts(tenant(), frozen, user=user())) == (
+        "instance_suspended")
+    assert admission.session_refusal(session(), NOW, facts=facts(None, [])) == "unknown_tenant"
+    assert admission.session_refusal(session(), NOW, facts=facts(tenant(), [], user=user())) is None
+    # The user the caller read is the one judged: none read, none admitted.
+    assert admission.session_refusal(session(), NOW, facts=facts(tenant(), [])) == "user_revoked"
+    assert admission.session_refusal(session(), NOW, facts=facts(tenant(), [], user=user(enabled=False))) == (
+        "user_revoked")
 
 
 def test_a_session_ends_when_its_order_expires(app_ctx):

@@ -78,8 +78,9 @@ _SESSIONS, _CODES, _TOKENS = UserSession.__table__, OidcAuthorizationCode.__tabl
 # The session with its tenant and the tenant's order links (one row per link): one round trip.
 _SESSION_COLUMNS = tuple(c for c in _SESSIONS.c if not c.key.endswith("_enc"))
 _SessionRow = namedtuple("SessionRow", [c.key for c in _SESSION_COLUMNS])
-_SESSION_FACTS = (db.select(*_SESSION_COLUMNS, *queries.TENANT_AND_ORDERS_COLUMNS)
-                  .select_from(queries.joined_to_tenant_and_orders(_SESSIONS, _SESSIONS.c.tenant_id))
+_SESSION_FACTS = (db.select(*_SESSION_COLUMNS, *queries.USER_COLUMNS, *queries.TENANT_AND_ORDERS_COLUMNS)
+                  .select_from(queries.joined_to_tenant_and_orders(_SESSIONS, _SESSIONS.c.tenant_id,
+                                                                   _SESSIONS.c.user_name))
                   .where(_SESSIONS.c.id_hash == db.bindparam("id_hash")).order_by(queries.ORDERS_NEWEST_FIRST))
 _CLIENT_BY_ID = db.select(*CLIENT_RECORD_COLUMNS).where(OidcClient.__table__.c.client_id == db.bindparam("client_id"))
 # Reading the code and spending it are one statement: the row is locked from here to the commit, as
@@ -92,21 +93,22 @@ _CODE_BY_HASH = db.select(_CODES.c.code, _CODES.c.created_at_ts, _CODES.c.used_a
 _INSERT_TOKEN = db.insert(_TOKENS)
 
 
-def session_facts(session_hash: str) -> tuple[UserSession | None, Tenant | None, list]:
-    """The session (its encrypted tokens left out), its tenant and the tenant's order links as
-    tenants.queries.tenant() and orders_of() answer them."""
+def session_facts(session_hash: str) -> tuple[UserSession | None, queries.TenantFacts]:
+    """The session (its encrypted tokens left out), with its tenant, the tenant's order links and
+    the session's user as tenants.queries.tenant_and_user() answers them."""
     rows = db.session.execute(_SESSION_FACTS, {"id_hash": session_hash}).all()
     if not rows:
-        return None, None, []
-    return _SessionRow(*rows[0][:len(_SESSION_COLUMNS)]), *queries.tenant_and_orders(rows, len(_SESSION_COLUMNS))
+        return None, queries.TenantFacts(None)
+    return (_SessionRow(*rows[0][:len(_SESSION_COLUMNS)]),
+            queries.tenant_facts_from(rows, len(_SESSION_COLUMNS), with_user=True))
 
 
 def user_for_session_hash(session_hash: str) -> OidcUser | None:
-    user_session, tenant, orders = session_facts(session_hash)
+    user_session, facts = session_facts(session_hash)
     # The tenant and orders are held: the ID token built later in the request needs them again.
-    if user_session is None or session_refusal(user_session, facts=(tenant, orders)) is not None:
+    if user_session is None or session_refusal(user_session, facts=facts) is not None:
         return None
-    return OidcUser(user_session, orders, tenant)
+    return OidcUser(user_session, facts.orders, facts.tenant)
 
 
 def claims_for(user: OidcUser, scope: str | None) -> dict:
