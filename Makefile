@@ -76,9 +76,12 @@ test-deps:
 	echo "installing: $${need[*]}"; \
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$${need[@]}" >/dev/null
 
-## test: the whole suite (SQLite, PostgreSQL, pgbouncer, headless Chromium); installs what it needs.
+## test: the whole suite (SQLite, PostgreSQL, pgbouncer, headless Chromium) on every core, a test
+## module per worker (each worker starts its own PostgreSQL); installs what it needs.
+## PYTEST_ARGS="-n 0" runs it in one process.
+PYTEST_ARGS ?= -n auto --dist loadfile
 test: test-deps $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff, and the import contracts of docs/design.md (.importlinter).
 lint: $(BIN)/.installed
