@@ -16,26 +16,13 @@ from tenants.models import Department, Instance, Tenant, TenantApp, TenantInstan
 _TENANT, _INSTANCE, _APP, _USER = (model.__table__ for model in (Tenant, Instance, TenantApp, TenantUser))
 # Built once: building and keying a statement costs as much as running it.
 _TENANT_BY_ID = db.select(_TENANT).where(_TENANT.c.tenant_id == db.bindparam("tenant_id"))
-_TENANT_BY_CODE = (db.select(_TENANT).where(db.func.lower(_TENANT.c.tenant_code) == db.bindparam("code"))
-                   .order_by(_TENANT.c.deleted_at.is_not(None)).limit(1))
 _ORDERS = (db.select(TenantInstance.instance_id.label("linked_id"), _INSTANCE)
            .outerjoin(_INSTANCE, _INSTANCE.c.instance_id == TenantInstance.instance_id)
            .where(TenantInstance.tenant_id == db.bindparam("tenant_id")).order_by(TenantInstance.created_at.desc()))
-_CREDENTIALS = (db.select(_APP).where(_APP.c.tenant_id == db.bindparam("tenant_id"), _APP.c.deleted_at.is_(None),
-                                      _APP.c.client_secret_enc.is_not(None), _APP.c.client_id.is_not(None))
-                .order_by(_APP.c.last_sync_ts.desc()).limit(1))
-_CREDENTIALS_OF_APP = _CREDENTIALS.where(_APP.c.app_id == db.bindparam("app_id"))
-_USER_BY_NAME = db.select(_USER).where(_USER.c.tenant_id == db.bindparam("tenant_id"),
-                                       _USER.c.user_name == db.bindparam("user_name"))
 
 
 def tenant(tenant_id: str) -> Tenant | None:
     return db.session.execute(_TENANT_BY_ID, {"tenant_id": tenant_id}).first()
-
-
-def tenant_by_ref(ref: str) -> Tenant | None:
-    """By tenant ID or tenant code (what a person types, any case); a live tenant before a deleted one."""
-    return tenant(ref) or db.session.execute(_TENANT_BY_CODE, {"code": ref.lower()}).first()
 
 
 def tenants_of_instance(instance_id: str) -> list[Tenant]:
@@ -61,17 +48,6 @@ def orders_without_instance() -> int:
         .where(Instance.instance_id.is_(None), Tenant.deleted_at.is_(None), Tenant.test_flag.is_(False))) or 0
 
 
-def credentials(tenant_id: str, app_id: str | None) -> TenantApp | None:
-    """The tenant's newest usable OAuth client (of `app_id` when the deployment names one)."""
-    if app_id:
-        return db.session.execute(_CREDENTIALS_OF_APP, {"tenant_id": tenant_id, "app_id": app_id}).first()
-    return db.session.execute(_CREDENTIALS, {"tenant_id": tenant_id}).first()
-
-
-def user(tenant_id: str, user_name: str) -> TenantUser | None:
-    return db.session.execute(_USER_BY_NAME, {"tenant_id": tenant_id, "user_name": user_name}).first()
-
-
 def user_count(tenant_id: str) -> int:
     return db.session.scalar(db.select(db.func.count()).select_from(TenantUser).filter_by(tenant_id=tenant_id)) or 0
 
@@ -90,11 +66,10 @@ def department_name(tenant_id: str, org_code: str) -> str | None:
     return dept.org_name if dept else None
 
 
-
 # --- a tenant and its orders, read with other rows in one round trip ----------------------------
 # A login reads the tenant with its order links and its OAuth client before the centre's calls, and
 # again with the user's row after them; the OIDC token and userinfo endpoints read a session with
-# its tenant and order links. The join and the reading of its rows live here.
+# its tenant, order links and user. The joins and the reading of their rows live here.
 
 _TENANT_INSTANCE = TenantInstance.__table__
 _TenantRow = namedtuple("TenantRow", [c.key for c in _TENANT.c])
@@ -137,7 +112,7 @@ def tenant_and_orders(rows, start: int) -> tuple[Tenant | None, list[tuple[str, 
 
 
 def tenant_facts_from(rows, start: int, *, with_user: bool = False) -> TenantFacts:
-    """tenant_and_orders(), and with_user the user() of the USER_COLUMNS that come first, at `start`."""
+    """tenant_and_orders(), and with_user the user row of the USER_COLUMNS that come first, at `start`."""
     if not with_user:
         return TenantFacts(*tenant_and_orders(rows, start))
     width = len(_UserRow._fields)
@@ -149,7 +124,7 @@ def tenant_facts_from(rows, start: int, *, with_user: bool = False) -> TenantFac
 @dataclass(frozen=True)
 class TenantFacts:
     """A tenant (None: no such tenant), its order links newest first, and what was asked with them:
-    its OAuth client as credentials() answers it, or one user's row as user() answers it."""
+    its newest usable OAuth client (of the deployment's app, if it names one), or one user's row."""
 
     tenant: Tenant | None
     orders: list[tuple[str, Instance | None]] = field(default_factory=list)
@@ -170,7 +145,7 @@ def _newest_usable_app(of_app: bool):
 def _tenant_facts_statement(*, credentials: bool = False, of_app: bool = False, user: bool = False,
                             by_ref: bool = False):
     joined, extra = _TENANT, []
-    if credentials:  # the same row credentials() picks, joined by its key
+    if credentials:  # the newest usable client, joined by its key
         joined = joined.outerjoin(_APP, db.and_(_APP.c.tenant_id == _TENANT.c.tenant_id,
                                                 _APP.c.app_id == _newest_usable_app(of_app)))
         extra += [c.label(f"app_{c.key}") for c in _APP.c]
@@ -179,7 +154,7 @@ def _tenant_facts_statement(*, credentials: bool = False, of_app: bool = False, 
                                                  _USER.c.user_name == db.bindparam("user_name")))
         extra += USER_COLUMNS
     wanted = db.bindparam("tenant_id")
-    if by_ref:  # what tenant_by_ref() finds: by ID, else by code
+    if by_ref:
         by_id, by_code = _TENANT.alias("by_id"), _TENANT.alias("by_code")
         wanted = db.func.coalesce(
             db.select(by_id.c.tenant_id).where(by_id.c.tenant_id == db.bindparam("ref")).scalar_subquery(),
@@ -202,19 +177,21 @@ def _login_facts(rows) -> TenantFacts:
 
 
 def tenant_for_login(tenant_id: str, app_id: str | None) -> TenantFacts:
-    """tenant(), orders_of() and credentials() in one query: what a login reads before it calls
-    the tenant's centre."""
+    """tenant(), orders_of() and the tenant's newest usable OAuth client in one query: what a login
+    reads before it calls the tenant's centre."""
     params = {"tenant_id": tenant_id} | ({"app_id": app_id} if app_id else {})
     return _login_facts(db.session.execute(_FOR_LOGIN[False, bool(app_id)], params).all())
 
 
 def tenant_for_login_by_ref(ref: str, app_id: str | None) -> TenantFacts:
-    """The same for the tenant tenant_by_ref() finds (a tenant ID, or a code as a person types it)."""
+    """The same for the tenant a person names: by tenant ID, else by code in any case (a live
+    tenant before a deleted one)."""
     params = {"ref": ref, "code": ref.lower()} | ({"app_id": app_id} if app_id else {})
     return _login_facts(db.session.execute(_FOR_LOGIN[True, bool(app_id)], params).all())
 
 
 def tenant_and_user(tenant_id: str, user_name: str) -> TenantFacts:
-    """tenant(), orders_of() and user() in one query: what admission decides a user on."""
+    """tenant(), orders_of() and the tenant's user of that name in one query: what admission
+    decides a user on."""
     rows = db.session.execute(_WITH_USER, {"tenant_id": tenant_id, "user_name": user_name}).all()
     return tenant_facts_from(rows, 0, with_user=True)

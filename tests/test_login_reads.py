@@ -55,6 +55,29 @@ def _fields(row) -> dict | None:
     return None if row is None else {k: getattr(row, k) for k in row._fields}
 
 
+# The rules written out with the ORM, to compare the joined reads with.
+def usable_client(tenant_id, app_id) -> TenantApp | None:
+    """The newest (by sync time) client with an id and a secret, not deleted; of app_id if given."""
+    query = db.select(TenantApp).where(TenantApp.tenant_id == tenant_id, TenantApp.deleted_at.is_(None),
+                                       TenantApp.client_id.is_not(None), TenantApp.client_secret_enc.is_not(None))
+    if app_id:
+        query = query.filter_by(app_id=app_id)
+    return db.session.scalars(query.order_by(TenantApp.last_sync_ts.desc()).limit(1)).first()
+
+
+def named_tenant(ref) -> Tenant | None:
+    """By tenant ID, else by code in any case, a live tenant before a deleted one."""
+    return db.session.get(Tenant, ref) or db.session.scalars(
+        db.select(Tenant).where(db.func.lower(Tenant.tenant_code) == ref.lower())
+        .order_by(Tenant.deleted_at.is_not(None))).first()
+
+
+def _same(row, obj) -> None:
+    assert (row is None) == (obj is None)
+    if obj is not None:
+        assert _fields(row) == {k: getattr(obj, k) for k in row._fields}
+
+
 def _same_orders(got, expected) -> None:
     assert [linked for linked, _ in got] == [linked for linked, _ in expected]
     for (_, instance), (_, wanted) in zip(got, expected, strict=True):
@@ -69,7 +92,7 @@ def test_the_tenant_for_a_login_is_what_the_separate_reads_answer(tenants, tenan
     facts = queries.tenant_for_login(tenant_id, app_id)
     assert _fields(facts.tenant) == _fields(queries.tenant(tenant_id))
     _same_orders(facts.orders, queries.orders_of(tenant_id))
-    assert _fields(facts.credentials) == _fields(queries.credentials(tenant_id, app_id))
+    _same(facts.credentials, usable_client(tenant_id, app_id))
     assert facts.user is None
 
 
@@ -84,11 +107,11 @@ def test_the_tenant_a_person_names_is_the_one_tenant_by_ref_finds(tenants, ref):
                         _app("live-shared", "a", "1")])
     db.session.commit()
     facts = queries.tenant_for_login_by_ref(ref, None)
-    assert _fields(facts.tenant) == _fields(queries.tenant_by_ref(ref))
-    found = queries.tenant_by_ref(ref)
+    found = named_tenant(ref)
+    _same(facts.tenant, found)
     if found is not None:
         _same_orders(facts.orders, queries.orders_of(found.tenant_id))
-        assert _fields(facts.credentials) == _fields(queries.credentials(found.tenant_id, None))
+        _same(facts.credentials, usable_client(found.tenant_id, None))
 
 
 def test_a_tenant_id_wins_over_another_tenants_code(tenants):
@@ -114,7 +137,7 @@ def test_the_tenant_with_a_user_is_what_the_separate_reads_answer(tenants, tenan
     facts = queries.tenant_and_user(tenant_id, user_name)
     assert _fields(facts.tenant) == _fields(queries.tenant(tenant_id))
     _same_orders(facts.orders, queries.orders_of(tenant_id))
-    assert _fields(facts.user) == _fields(queries.user(tenant_id, user_name))
+    _same(facts.user, db.session.get(TenantUser, (tenant_id, user_name)))
     assert facts.credentials is None
 
 
