@@ -198,14 +198,38 @@ class Loader:
 
 # --- the hot queries, as the app issues them -------------------------------------------------------
 
-def hot_queries(sample: dict) -> list[tuple[str, str]]:
-    """(what, SQL) for each query on a hot path, with values of rows that exist in the loaded data.
-    The statements mirror what SQLAlchemy sends (tenants/upsert.py, tenants/queries.py,
-    sso/sessions.py, sso/oidc/server.py, admin/services.py); writes run inside a rolled-back
-    transaction."""
+def _as_the_app_sends(what: str, statement, **values) -> tuple[str, str, dict]:
+    """A statement the app builds once and keeps (its SQL exactly as psycopg gets it), with these values."""
+    from sqlalchemy.dialects.postgresql.psycopg import dialect
+
+    compiled = statement.compile(dialect=dialect())
+    return what, str(compiled), {**compiled.params, **values}
+
+
+def _login_and_session_reads(t: str, u: str, s: str) -> list[tuple[str, str, dict]]:
+    from sso.oidc import server
+    from tenants import queries
+
+    return [
+        _as_the_app_sends("login: tenant by id, its orders and its client (before the centre)",
+                          queries._FOR_LOGIN[False, False], tenant_id=t),
+        _as_the_app_sends("login: tenant by code, its orders and its client (login page)",
+                          queries._FOR_LOGIN[True, False], ref="scale42", code="scale42"),
+        _as_the_app_sends("login: tenant, orders and the user (admission; every signed-in request)",
+                          queries._WITH_USER, tenant_id=t, user_name=u),
+        _as_the_app_sends("OIDC token/userinfo: the session, its tenant, orders and user", server._SESSION_FACTS,
+                          id_hash=s),
+    ]
+
+
+def hot_queries(sample: dict) -> list[tuple]:
+    """(what, SQL[, parameters]) for each query on a hot path, with values of rows that exist in the
+    loaded data. The login's and the OIDC session's reads are the app's own statements; the others
+    mirror what SQLAlchemy sends (tenants/upsert.py, sso/sessions.py, sso/oidc/server.py,
+    admin/services.py). Writes run inside a rolled-back transaction."""
     t, u, s, d = sample["tenant_id"], sample["user_name"], sample["session_hash"], sample["deep"]
     now = "now()"
-    return [
+    return [*_login_and_session_reads(t, u, s),
         ("tenantSync upsert", f"""INSERT INTO kg_tenant (tenant_id, tenant_code, name, domain_name, test_flag,
             last_sync_ts, created_at, updated_at) VALUES ('{t}', 'scale-x', 'x', 'https://idp.example.com', false,
             '29990101000000000', {now}, {now}) ON CONFLICT (tenant_id) DO UPDATE SET name = excluded.name,
@@ -223,14 +247,6 @@ def hot_queries(sample: dict) -> list[tuple[str, str]]:
         ("sync audit row", f"""INSERT INTO kg_sync_call (created_at, request_id, interface, tenant_id, result_code,
             result_msg, duration_ms, debug) VALUES ({now}, 'r', 'kit:tenantSync', '{t}', '000000', 'success', 3,
             false) RETURNING id"""),
-        ("login: tenant by id", f"SELECT * FROM kg_tenant WHERE tenant_id = '{t}'"),
-        ("login: tenant by code (login page)", "SELECT * FROM kg_tenant WHERE lower(tenant_code) = 'scale42' "
-                                               "ORDER BY deleted_at IS NOT NULL LIMIT 1"),
-        ("login: the tenant's orders' state", f"""SELECT kg_instance.status, kg_instance.expire_time FROM
-            kg_tenant_instance LEFT JOIN kg_instance ON kg_instance.instance_id = kg_tenant_instance.instance_id
-            WHERE kg_tenant_instance.tenant_id = '{t}'"""),
-        ("login: the tenant's app", f"SELECT * FROM kg_app WHERE tenant_id = '{t}' AND deleted_at IS NULL"),
-        ("login: the user (admission)", f"SELECT * FROM kg_user WHERE tenant_id = '{t}' AND user_name = '{u}'"),
         ("login: seats used", f"""SELECT count(*) FROM kg_user WHERE tenant_id = '{t}' AND authorized
             AND deleted_at IS NULL"""),
         ("session per request", f"SELECT * FROM sso_session WHERE id_hash = '{s}'"),
@@ -292,8 +308,9 @@ def explain(database_url: str, *, log=print) -> list[dict]:
 
     plans = []
     with psycopg.connect(_psycopg_url(database_url)) as conn:
-        for what, sql in hot_queries(sample_rows(conn)):
-            rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY ON) {sql}").fetchall()
+        for what, sql, *parameters in hot_queries(sample_rows(conn)):
+            rows = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF, SUMMARY ON) {sql}",
+                                *parameters).fetchall()
             conn.rollback()
             text = [r[0] for r in rows]
             seq = [line.strip() for line in text if "Seq Scan" in line]

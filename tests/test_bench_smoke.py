@@ -93,6 +93,9 @@ def test_scaled_database_and_dripping_centre_runs(tmp_path):
     plans = {p["query"]: p for p in scaled["plans"]}
     assert all(p["plan"] for p in plans.values()) and "session per request" in plans
     assert "Index Scan using pk_sso_session" in "\n".join(plans["session per request"]["plan"])
+    # The login's reads are the app's own statements, run with their parameters.
+    login_read = "\n".join(plans["login: tenant by id, its orders and its client (before the centre)"]["plan"])
+    assert "Index Scan using pk_kg_tenant on kg_tenant" in login_read, login_read
     assert set(scaled["console_ms"]) >= {"tenants", "sync log", "sign-in log", "operator audit"}
     maintenance = scaled["maintenance"]
     # About half of the loaded audit rows are older than the 180-day retention, most sessions are old.

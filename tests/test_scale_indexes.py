@@ -118,6 +118,20 @@ def test_a_logins_reads_of_the_tenant_are_index_lookups(pg_app):
         db.session.rollback()
 
 
+def test_an_apps_nonce_is_checked_for_reuse_along_an_index(pg_app):
+    from types import SimpleNamespace
+
+    from sso.oidc.server import BridgeOpenIDCode
+
+    request = SimpleNamespace(payload=SimpleNamespace(client_id="app-1"))
+    with pg_app.app_context():
+        seen = _statements(pg_app, lambda: BridgeOpenIDCode().exists_nonce("n-1", request), "oidc_authorization_code")
+        assert len(seen) == 1
+        plan = _plan(*seen[0])
+        assert "Seq Scan" not in plan and "ix_oidc_authorization_code_nonce" in plan, plan
+        db.session.rollback()
+
+
 def test_the_console_sync_log_reads_failures_and_successes_along_indexes(pg_app):
     with pg_app.test_request_context("/admin/sync"):
         db.session.add_all([SyncCall(request_id=f"r{code}", interface="kit:tenantSync", result_code=code,

@@ -89,6 +89,9 @@ class OidcAuthorizationCode(CodeRules, OAuth2AuthorizationCodeMixin, db.Model):
     created_at_ts: Mapped[int] = mapped_column(Integer, default=lambda: int(time.time()))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
+    # An app's nonce is checked for reuse at every authorization request that carries one.
+    __table_args__ = (Index("ix_oidc_authorization_code_nonce", "client_id", "nonce"),)
+
 
 class CodeRecord(CodeRules, OAuth2AuthorizationCodeMixin):
     """A code as the token endpoint spends it: a plain object over the row its UPDATE returned."""
