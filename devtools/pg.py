@@ -53,11 +53,19 @@ class PostgresCluster:
             shutil.chown(self.root, "postgres", "postgres")
         self._run(os.path.join(self.bin_dir, "initdb"), "-D", self.data, "-U", "postgres", "-A", "trust",
                   "-E", "UTF8", "--no-sync")
-        opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self._run(os.path.join(self.bin_dir, "pg_ctl"), "-D", self.data, "-o", opts, "-w", "-t", "60",
-                  "-l", os.path.join(self.root, "log"), "start")
-        return self
+        attempts_left = 3
+        while True:
+            opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} "
+                    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+            try:
+                self._run(os.path.join(self.bin_dir, "pg_ctl"), "-D", self.data, "-o", opts, "-w", "-t", "60",
+                          "-l", os.path.join(self.root, "log"), "start")
+                return self
+            except subprocess.CalledProcessError:
+                attempts_left -= 1
+                if not attempts_left:
+                    raise
+                self.port = free_port()  # another process (a parallel test worker) took the port first
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
