@@ -105,10 +105,10 @@ def admit_user(tenant: Tenant, user_name: str, centre_tenant: str | None) -> Adm
     now = utcnow()
     # Read again, with the user: KooGallery may have changed the tenant while the centre answered.
     facts = queries.tenant_and_user(tenant.tenant_id, user_name)
-    tenant, orders, user = facts.tenant or tenant, facts.orders, facts.user
-    reason = tenant_refusal(facts.tenant, orders, now)
+    reason = tenant_refusal(facts.tenant, facts.orders, now)
     if reason:
         raise LoginError(reason, tenant_id=tenant.tenant_id, user_name=user_name)
+    tenant, orders, user = facts.tenant, facts.orders, facts.user
     jit = _jit_allowed(tenant)  # only a tenant with no user rows at all, so `user` is None then
     reason = user_refusal(tenant, user, jit=jit, seats=_seats_enforced(orders, now))
     if reason:

@@ -20,6 +20,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
+from sqlalchemy import event
 
 from common.clock import aware
 from config import ConfigError
@@ -87,6 +88,21 @@ def test_a_live_session_is_a_user_with_its_tenant_and_orders(ctx):
     assert user.session.user_name == "alice" and user.tenant.tenant_id == "t1"
     assert [iid for iid, _ in user.orders] == ["i-live"]
     assert server.user_for_session_hash("x" * 64) is None
+
+
+def test_a_session_and_every_fact_it_is_judged_on_are_one_read(ctx):
+    sent = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if not statement.startswith("BEGIN"):  # the app begins SQLite transactions with BEGIN IMMEDIATE
+            sent.append(statement[:60])
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert server.user_for_session_hash("h" * 64) is not None
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert len(sent) == 1, sent  # the session, its tenant, the tenant's orders and the user, in one statement
 
 
 @pytest.mark.parametrize("revoke", [
