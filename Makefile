@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := app
 
-.PHONY: run test test-deps lint lock serve bench translations mutate
+.PHONY: run test test-pgbouncer test-deps lint lock serve bench translations mutate
 
 # The venv, from the hash-checked lock only: a package whose file differs from the one locked
 # fails the install instead of running.
@@ -82,6 +82,11 @@ test-deps:
 PYTEST_ARGS ?= -n auto --dist loadfile
 test: test-deps $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-pgbouncer: the PostgreSQL half of the suite (every [postgresql] test and live server) again,
+## through PgBouncer in transaction-pooling mode (docs/scale-out.md); about 5 minutes on 2 cores.
+test-pgbouncer: test-deps $(BIN)/.installed
+	TEST_VIA_PGBOUNCER=1 $(BIN)/python -m pytest $(PYTEST_ARGS) -k "postgresql or live"
 
 ## lint: ruff, and the import contracts of docs/design.md (.importlinter).
 lint: $(BIN)/.installed

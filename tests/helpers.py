@@ -51,7 +51,10 @@ def truncate_all(url: str) -> None:
     """Empty every table of the bridge's PostgreSQL database (before and after each test: module-scoped
     live servers share it). One engine and one statement per database, not an app per call."""
     if url not in _TRUNCATE:
-        engine = sqlalchemy.create_engine(url, pool_size=1, pool_pre_ping=True)
+        # Nothing prepared: through PgBouncer (TEST_VIA_PGBOUNCER=1) the next statement may meet
+        # another server connection.
+        engine = sqlalchemy.create_engine(url, pool_size=1, pool_pre_ping=True,
+                                          connect_args={"prepare_threshold": None})
         with engine.connect() as conn:
             tables = conn.exec_driver_sql(
                 "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = current_schema() "

@@ -184,9 +184,10 @@ def _reads_of_kooGallery_data(statements: list[str]) -> list[str]:
 
 def _around_the_centre(log: list[str]) -> tuple[list[str], list[str]]:
     """The login's statements before the centre's calls and after them, without the route's rate
-    limit (its own transaction, counted before anything else: bench/ runs without it)."""
+    limit (its own transaction, counted before anything else: bench/ runs without it) and without
+    what opens a transaction (SQLite's BEGIN IMMEDIATE, PgBouncer mode's SET LOCAL timeouts)."""
     marker = log.index("-- the centre's calls --")
-    login = [s for s in log if "sso_rate_window" not in s and not s.startswith("BEGIN")]
+    login = [s for s in log if "sso_rate_window" not in s and not s.startswith(("BEGIN", "SET LOCAL"))]
     while login[0] == "COMMIT":
         login.pop(0)
     cut = login.index("-- the centre's calls --")
