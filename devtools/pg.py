@@ -63,9 +63,13 @@ class PostgresCluster:
                 return self
             except subprocess.CalledProcessError:
                 attempts_left -= 1
-                if not attempts_left:
+                # Only a port another process (a parallel test worker) took first is tried again: after
+                # a timeout the server may still come up, and a second start would orphan it.
+                with open(os.path.join(self.root, "log"), encoding="utf-8", errors="replace") as log:
+                    taken = "Address already in use" in log.read()
+                if not (taken and attempts_left):
                     raise
-                self.port = free_port()  # another process (a parallel test worker) took the port first
+                self.port = free_port()
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"

@@ -6,7 +6,7 @@ made only in this module: one tenant rule, one user rule."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -97,14 +97,16 @@ def check_tenant(tenant: Tenant | None, now: datetime | None = None, *,
 class Admitted:
     user: TenantUser | None  # None: admitted just in time (no authSync row)
     jit: bool
+    tenant: Tenant | None = field(default=None, compare=False)  # as read after the centre's calls
 
 
 def admit_user(tenant: Tenant, user_name: str, centre_tenant: str | None) -> Admitted:
-    """After the code exchange: the centre's word on who this is, against what KooGallery said."""
-    check_centre_tenant(tenant, centre_tenant, user_name)
-    now = utcnow()
-    # Read again, with the user: KooGallery may have changed the tenant while the centre answered.
+    """After the code exchange: the centre's word on who this is, against what KooGallery says now
+    (read again, with the user: KooGallery may have changed the tenant while the centre answered)."""
     facts = queries.tenant_and_user(tenant.tenant_id, user_name)
+    if facts.tenant is not None:  # the centre's word first, against the tenant as it is now
+        check_centre_tenant(facts.tenant, centre_tenant, user_name)
+    now = utcnow()
     reason = tenant_refusal(facts.tenant, facts.orders, now)
     if reason:
         raise LoginError(reason, tenant_id=tenant.tenant_id, user_name=user_name)
@@ -113,7 +115,7 @@ def admit_user(tenant: Tenant, user_name: str, centre_tenant: str | None) -> Adm
     reason = user_refusal(tenant, user, jit=jit, seats=_seats_enforced(orders, now))
     if reason:
         raise LoginError(reason, f"user {user_name!r}", tenant_id=tenant.tenant_id, user_name=user_name)
-    return Admitted(user, jit)
+    return Admitted(user, jit, tenant)
 
 
 def recheck(tenant_id: str, user_name: str, *, jit: bool) -> None:
@@ -160,7 +162,8 @@ def session_refusal(user_session: UserSession, now: datetime | None = None, *,
         return "expired"
     if aware(user_session.last_seen_at) + timedelta(minutes=current_app.config["SESSION_IDLE_MINUTES"]) <= now:
         return "idle"
-    facts = facts or queries.tenant_and_user(user_session.tenant_id, user_session.user_name)
+    if facts is None or not facts.user_read:
+        facts = queries.tenant_and_user(user_session.tenant_id, user_session.user_name)
     tenant, orders, user = facts.tenant, facts.orders, facts.user
     reason = tenant_refusal(tenant, orders, now)
     if reason:

@@ -316,7 +316,7 @@ class _PooledOAuth2Session(OAuth2Session):
     def request(self, method, url, withhold_token=False, auth=None, *, params=None, data=None, json=None,
                 headers=None, timeout=None, allow_redirects=False, stream=True):
         if allow_redirects or not stream or json is not None:
-            raise ValueError("centre calls send a form, are streamed (size cap) and never follow a redirect")
+            raise TypeError("centre calls send a form, are streamed (size cap) and never follow a redirect")
         if not withhold_token and auth is None:
             if not self.token:
                 raise MissingTokenError()

@@ -206,7 +206,7 @@ def complete_login(tenant_id: str, code: str, *, redirect_uri: str | None, code_
                          retry_after=exc.retry_after) from None
     user_name = info["userName"].strip()
     admitted = admission.admit_user(facts.tenant, user_name, claim(info, "tenant", 64))
-    return identity_from(facts.tenant, admitted.user, info, jit=admitted.jit), tokens
+    return identity_from(admitted.tenant, admitted.user, info, jit=admitted.jit), tokens
 
 
 def client_for_tenant_id(tenant_id: str) -> Client:

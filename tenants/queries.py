@@ -86,21 +86,23 @@ def _with_orders(tenant_join):
             .outerjoin(_INSTANCE, _INSTANCE.c.instance_id == _TENANT_INSTANCE.c.instance_id))
 
 
-USER_COLUMNS = tuple(c.label(f"user_{c.key}") for c in _USER.c)
+USER_COLUMNS = tuple(c.label(f"kg_user_{c.key}") for c in _USER.c)
 
 
-def joined_to_tenant_and_orders(left, tenant_id_column, user_name_column=None):
-    """`left` LEFT JOIN the tenant `tenant_id_column` names, (with `user_name_column`) that tenant's
-    user of that name, its order links and their instances. Select [USER_COLUMNS,]
-    TENANT_AND_ORDERS_COLUMNS last, order by ORDERS_NEWEST_FIRST, read with tenant_facts_from."""
-    joined = left.outerjoin(_TENANT, _TENANT.c.tenant_id == tenant_id_column)
-    if user_name_column is not None:
-        joined = joined.outerjoin(_USER, db.and_(_USER.c.tenant_id == _TENANT.c.tenant_id,
-                                                 _USER.c.user_name == user_name_column))
-    return _with_orders(joined)
+def _with_user(tenant_join, user_name):
+    return tenant_join.outerjoin(_USER, db.and_(_USER.c.tenant_id == _TENANT.c.tenant_id,
+                                                _USER.c.user_name == user_name))
 
 
-def tenant_and_orders(rows, start: int) -> tuple[Tenant | None, list[tuple[str, Instance | None]]]:
+def joined_to_tenant_user_and_orders(left, tenant_id_column, user_name_column):
+    """`left` LEFT JOIN the tenant `tenant_id_column` names, that tenant's user `user_name_column`
+    names, its order links and their instances. Select USER_COLUMNS, then TENANT_AND_ORDERS_COLUMNS
+    last, order by ORDERS_NEWEST_FIRST, read with tenant_user_and_orders_from."""
+    return _with_orders(_with_user(left.outerjoin(_TENANT, _TENANT.c.tenant_id == tenant_id_column),
+                                   user_name_column))
+
+
+def _tenant_and_orders(rows, start: int) -> tuple[Tenant | None, list[tuple[str, Instance | None]]]:
     """What tenant() and orders_of() answer, from the rows of such a join (no query of its own):
     TENANT_AND_ORDERS_COLUMNS begin at `start` in every row."""
     linked = start + len(_TenantRow._fields)
@@ -111,25 +113,25 @@ def tenant_and_orders(rows, start: int) -> tuple[Tenant | None, list[tuple[str, 
     return _TenantRow(*rows[0][start:linked]), orders
 
 
-def tenant_facts_from(rows, start: int, *, with_user: bool = False) -> TenantFacts:
-    """tenant_and_orders(), and with_user the user row of the USER_COLUMNS that come first, at `start`."""
-    if not with_user:
-        return TenantFacts(*tenant_and_orders(rows, start))
+def tenant_user_and_orders_from(rows, start: int) -> TenantFacts:
+    """The tenant, its orders and the user from the rows of such a join: USER_COLUMNS at `start`."""
     width = len(_UserRow._fields)
-    tenant, orders = tenant_and_orders(rows, start + width)
+    tenant, orders = _tenant_and_orders(rows, start + width)
     found = _UserRow(*rows[0][start:start + width]) if tenant is not None and rows[0][start] is not None else None
-    return TenantFacts(tenant, orders, user=found)
+    return TenantFacts(tenant, orders, user=found, user_read=True)
 
 
 @dataclass(frozen=True)
 class TenantFacts:
     """A tenant (None: no such tenant), its order links newest first, and what was asked with them:
-    its newest usable OAuth client (of the deployment's app, if it names one), or one user's row."""
+    its newest usable OAuth client (of the deployment's app, if it names one), or one user's row
+    (`user_read`: it was asked for, so None says there is no such user)."""
 
     tenant: Tenant | None
     orders: list[tuple[str, Instance | None]] = field(default_factory=list)
     credentials: TenantApp | None = None
     user: TenantUser | None = None
+    user_read: bool = False
 
 
 def _newest_usable_app(of_app: bool):
@@ -150,9 +152,7 @@ def _tenant_facts_statement(*, credentials: bool = False, of_app: bool = False, 
                                                 _APP.c.app_id == _newest_usable_app(of_app)))
         extra += [c.label(f"app_{c.key}") for c in _APP.c]
     if user:
-        joined = joined.outerjoin(_USER, db.and_(_USER.c.tenant_id == _TENANT.c.tenant_id,
-                                                 _USER.c.user_name == db.bindparam("user_name")))
-        extra += USER_COLUMNS
+        joined, extra = _with_user(joined, db.bindparam("user_name")), [*extra, *USER_COLUMNS]
     wanted = db.bindparam("tenant_id")
     if by_ref:
         by_id, by_code = _TENANT.alias("by_id"), _TENANT.alias("by_code")
@@ -171,7 +171,7 @@ _WITH_USER = _tenant_facts_statement(user=True)
 
 def _login_facts(rows) -> TenantFacts:
     width = len(_AppRow._fields)
-    tenant, orders = tenant_and_orders(rows, width)
+    tenant, orders = _tenant_and_orders(rows, width)
     app = _AppRow(*rows[0][:width]) if tenant is not None and rows[0][0] is not None else None
     return TenantFacts(tenant, orders, credentials=app)
 
@@ -194,4 +194,4 @@ def tenant_and_user(tenant_id: str, user_name: str) -> TenantFacts:
     """tenant(), orders_of() and the tenant's user of that name in one query: what admission
     decides a user on."""
     rows = db.session.execute(_WITH_USER, {"tenant_id": tenant_id, "user_name": user_name}).all()
-    return tenant_facts_from(rows, 0, with_user=True)
+    return tenant_user_and_orders_from(rows, 0)

@@ -178,7 +178,7 @@ def sent():
 
 def _reads_of_kooGallery_data(statements: list[str]) -> list[str]:
     """The tables each read of what KooGallery told the bridge joins, in order."""
-    return [" ".join(sorted(set(re.findall(r"\b(kg_[a-z_]+)\b", s)))) for s in statements
+    return [" ".join(sorted(set(re.findall(r"(?:FROM|JOIN) (kg_[a-z_]+)", s)))) for s in statements
             if s.startswith("SELECT") and " kg_" in s]
 
 

@@ -75,5 +75,5 @@ def test_the_tenant_with_its_orders_in_their_order(tenants):
     assert (facts.user.name, facts.user.enabled) == ("Alice S.", True)
     assert session_facts("none".ljust(64, "h"))[1].orders == []
     assert session_facts("none".ljust(64, "h"))[1].user is None  # another tenant's alice is not this one
-    assert session_facts("missing".ljust(64, "h"))[1] == queries.TenantFacts(None)
+    assert session_facts("missing".ljust(64, "h"))[1] == queries.TenantFacts(None, user_read=True)
     assert session_facts("x" * 64) == (None, queries.TenantFacts(None))

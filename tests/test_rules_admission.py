@@ -329,15 +329,20 @@ def test_a_session_ends_when_the_tenant_or_its_order_stops_admitting(app_ctx):
 def test_a_session_is_judged_on_the_facts_its_caller_has_read(app_ctx):
     store(tenant(), user())
     frozen = [("frozen", instance("frozen", status=InstanceStatus.FROZEN))]
-    facts = queries.TenantFacts
+    def facts(*args, **kw):
+        return queries.TenantFacts(*args, **kw, user_read=True)
+
     assert admission.session_refusal(session(), NOW, facts=facts(tenant(), frozen, user=user())) == (
         "instance_suspended")
     assert admission.session_refusal(session(), NOW, facts=facts(None, [])) == "unknown_tenant"
     assert admission.session_refusal(session(), NOW, facts=facts(tenant(), [], user=user())) is None
-    # The user the caller read is the one judged: none read, none admitted.
+    # The user the caller read is the one judged: no such user, nobody admitted.
     assert admission.session_refusal(session(), NOW, facts=facts(tenant(), [])) == "user_revoked"
     assert admission.session_refusal(session(), NOW, facts=facts(tenant(), [], user=user(enabled=False))) == (
         "user_revoked")
+    # Facts read without the user (a login's, before the centre's calls) are read again, with it.
+    no_user_read = queries.TenantFacts(tenant(), frozen)
+    assert admission.session_refusal(session(), NOW, facts=no_user_read) is None  # alice, stored, live order
 
 
 def test_a_session_ends_when_its_order_expires(app_ctx):

@@ -405,6 +405,17 @@ def test_an_authorization_request_with_a_nul_is_refused(provider, param):
     assert rp.exchange(rp.code()).status_code == 200  # and nothing else is the worse for it
 
 
+def test_an_overlong_nonce_is_refused_and_one_of_the_limit_is_kept(provider):
+    rp = provider.app_rp
+    query = {"response_type": "code", "client_id": rp.client_id, "redirect_uri": REDIRECT, "scope": "openid",
+             "state": "st-1", "nonce": "n" * (server.MAX_NONCE_LENGTH + 1)}
+    error, page = error_page(rp.browser.get("/oidc/authorize", query_string=query, headers=ENGLISH))
+    assert error == "invalid_request" and f"nonce is longer than {server.MAX_NONCE_LENGTH} characters." in page
+    longest = secrets.token_urlsafe(server.MAX_NONCE_LENGTH)[:server.MAX_NONCE_LENGTH]
+    tokens = rp.exchange(rp.code(nonce=longest)).get_json()
+    assert verify_id_token(rp.browser, {**tokens, "nonce": longest}, rp.client_id)["nonce"] == longest
+
+
 @pytest.mark.parametrize("uri", ['https://evil.example.com/"', "https://evil.example.com/caf\u00e9",
                                  "https://app.example.com/callback\\"])
 def test_an_unregistered_redirect_uri_of_any_characters_gets_the_error_page(provider, uri):

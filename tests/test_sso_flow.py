@@ -3,6 +3,7 @@ user can take, what they see, and what is stored."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import secrets
@@ -10,6 +11,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import responses
 from itsdangerous import Signer
 
 from common.clock import utcnow
@@ -170,6 +172,30 @@ def test_only_authorised_enabled_users_are_admitted(synced, app, client, idp, us
     refused(sign_in(client, idp, user), reason, 403)
     assert client.get("/sso/me").status_code == 401
     assert events(app) == [("refused", reason, user)]
+
+
+@pytest.mark.parametrize("meanwhile, reason", [
+    ({"interface": "authSync", "body": f.auth_sync([{"userName": "alice"}], flag=3,
+                                                  currentSyncTime="20991231000000000")}, "not_authorised"),
+    ({"interface": "tenantSync", "body": f.tenant_sync(tenantCode="acme", name="Acme 科技", domainName=IDP,
+                                                      flag=0, timeStamp="20991231000000000")}, "tenant_deleted"),
+], ids=["user revoked", "tenant deleted"])
+def test_what_kooGallery_changes_while_the_centre_answers_decides(synced, app, client, idp, meanwhile, reason):
+    """Admission reads the tenant and the user again after the centre's calls: a revocation that
+    arrives while the centre answers the token request is not missed."""
+    _, params = start(client)
+
+    def token_while_kooGallery_syncs(_request):
+        ok(synced.kit(meanwhile["interface"], meanwhile["body"]))
+        return 200, {}, json.dumps({"access_token": "at-1", "token_type": "Bearer", "expires_in": 7200})
+
+    idp.add_callback(responses.POST, f"{IDP}/api/v1/oauth2/token", callback=token_while_kooGallery_syncs,
+                     content_type="application/json")
+    idp.get(f"{IDP}/api/v1/oauth2/userinfo", json={"userName": "alice", "tenant": f.TENANT})
+    response = client.get("/sso/callback", query_string={"code": "code-1", "state": params["state"],
+                                                         "tenant": f.TENANT})
+    refused(response, reason, 403)
+    assert client.get("/sso/me").status_code == 401
 
 
 def test_a_refusal_shown_again_in_the_other_language_keeps_its_reason(synced, app, client, idp):

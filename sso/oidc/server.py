@@ -37,6 +37,7 @@ from tenants import queries
 from tenants.models import Tenant
 
 SCOPES = ("openid", "profile", "email", "phone", "koogallery")
+MAX_NONCE_LENGTH = 255
 
 
 def issuer() -> str:
@@ -75,12 +76,13 @@ class OidcUser:
 # The token and userinfo endpoints' statements, built once (building and keying a statement costs
 # about as much as running it). Rows, not ORM objects: nothing here is changed through the ORM.
 _SESSIONS, _CODES, _TOKENS = UserSession.__table__, OidcAuthorizationCode.__table__, OidcToken.__table__
-# The session with its tenant and the tenant's order links (one row per link): one round trip.
+# The session with its tenant, the tenant's order links (one row per link) and the session's user:
+# one round trip.
 _SESSION_COLUMNS = tuple(c for c in _SESSIONS.c if not c.key.endswith("_enc"))
 _SessionRow = namedtuple("SessionRow", [c.key for c in _SESSION_COLUMNS])
 _SESSION_FACTS = (db.select(*_SESSION_COLUMNS, *queries.USER_COLUMNS, *queries.TENANT_AND_ORDERS_COLUMNS)
-                  .select_from(queries.joined_to_tenant_and_orders(_SESSIONS, _SESSIONS.c.tenant_id,
-                                                                   _SESSIONS.c.user_name))
+                  .select_from(queries.joined_to_tenant_user_and_orders(_SESSIONS, _SESSIONS.c.tenant_id,
+                                                                        _SESSIONS.c.user_name))
                   .where(_SESSIONS.c.id_hash == db.bindparam("id_hash")).order_by(queries.ORDERS_NEWEST_FIRST))
 _CLIENT_BY_ID = db.select(*CLIENT_RECORD_COLUMNS).where(OidcClient.__table__.c.client_id == db.bindparam("client_id"))
 # Reading the code and spending it are one statement: the row is locked from here to the commit, as
@@ -100,7 +102,7 @@ def session_facts(session_hash: str) -> tuple[UserSession | None, queries.Tenant
     if not rows:
         return None, queries.TenantFacts(None)
     return (_SessionRow(*rows[0][:len(_SESSION_COLUMNS)]),
-            queries.tenant_facts_from(rows, len(_SESSION_COLUMNS), with_user=True))
+            queries.tenant_user_and_orders_from(rows, len(_SESSION_COLUMNS)))
 
 
 def user_for_session_hash(session_hash: str) -> OidcUser | None:
@@ -155,6 +157,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         # refused first, as a request no app sends, rather than a 500 further on.
         if any("\x00" in value for values in self.request.payload.datalist.values() for value in values):
             raise InvalidRequestError("A parameter contains a NUL character.")
+        # The nonce is indexed (checked for reuse): an index entry holds at most ~2.7 kB.
+        if len(self.request.payload.data.get("nonce") or "") > MAX_NONCE_LENGTH:
+            raise InvalidRequestError(f"nonce is longer than {MAX_NONCE_LENGTH} characters.")
         return super().validate_authorization_request()
 
     @staticmethod
