@@ -170,6 +170,16 @@ def test_admit_user_admits_an_authorised_user_of_a_live_order(app_ctx):
     assert admitted.jit is False and admitted.user.user_name == "alice"
 
 
+def test_admit_user_answers_with_the_tenant_as_it_is_now(app_ctx):
+    store(tenant(), user())
+    bind(instance("live", expire=LATER))
+    read_before_the_centre = queries.tenant_for_login("t1", None).tenant
+    db.session.get(Tenant, "t1").name = "Renamed meanwhile"
+    db.session.commit()
+    admitted = admission.admit_user(read_before_the_centre, "alice", "t1")
+    assert (admitted.tenant.tenant_id, admitted.tenant.name) == ("t1", "Renamed meanwhile")
+
+
 @pytest.mark.parametrize("centre_tenant, reason", [("other", "tenant_mismatch"), (None, "tenant_missing")])
 def test_admit_user_refuses_another_enterprises_user_before_anything_else(app_ctx, centre_tenant, reason):
     store(tenant(), user())
