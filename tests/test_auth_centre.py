@@ -474,3 +474,28 @@ def test_junk_codes_never_open_the_circuit(idp):
     for _ in range(5):
         assert _reason(lambda: client.exchange_code(CLIENT, "junk", "https://b/cb")) == "invalid_grant"
     assert junk.call_count == 5
+
+
+def test_a_proxy_in_the_environment_never_sees_a_centre_call(centre, monkeypatch):
+    """The client secret and the user's token go only to the centre's checked address: a proxy
+    named by the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY) is never used."""
+    import socket
+
+    proxy = socket.socket()
+    proxy.bind(("127.0.0.1", 0))
+    proxy.listen()
+    proxy.settimeout(0.2)
+    address = f"http://127.0.0.1:{proxy.getsockname()[1]}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, address)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    domain = centre.tenant("calm")
+    try:
+        client = local_client(total_timeout=5)
+        tokens = client.exchange_code(Client(domain, "c", "s"), "code", "https://b/cb")
+        assert client.userinfo(domain, tokens.access_token)["userName"]
+        with pytest.raises(TimeoutError):  # nothing ever connected to the proxy
+            proxy.accept()
+    finally:
+        proxy.close()
