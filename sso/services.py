@@ -55,7 +55,12 @@ def find_tenant_by_instance(instance_id: str) -> queries.TenantFacts:
     tenants = queries.tenants_of_instance((instance_id or "")[:64])
     if not tenants:
         raise LoginError("unknown_tenant", f"no tenant bound to instance {instance_id[:64]!r}")
-    return queries.tenant_for_login(tenants[0].tenant_id, current_app.config.get("APP_ID"))
+    return tenant_for_login(tenants[0].tenant_id)
+
+
+def tenant_for_login(tenant_id: str) -> queries.TenantFacts:
+    """The tenant, its orders and its OAuth client (of BRIDGE_APP_ID, if the deployment names one)."""
+    return queries.tenant_for_login(tenant_id, current_app.config.get("APP_ID"))
 
 
 def client_for(facts: queries.TenantFacts) -> Client:
@@ -194,7 +199,7 @@ def complete_login(tenant_id: str, code: str, *, redirect_uri: str | None, code_
     if not code or len(code) > 2048:
         raise LoginError("code_missing", "no usable code", tenant_id=tenant_id)
     if facts is None:
-        facts = queries.tenant_for_login(tenant_id, current_app.config.get("APP_ID"))
+        facts = tenant_for_login(tenant_id)
     admission.check_tenant(facts.tenant, orders=facts.orders)
     client = client_for(facts)
     db.session.commit()  # no transaction held open across the outbound calls
@@ -210,7 +215,7 @@ def complete_login(tenant_id: str, code: str, *, redirect_uri: str | None, code_
 
 
 def client_for_tenant_id(tenant_id: str) -> Client:
-    facts = queries.tenant_for_login(tenant_id, current_app.config.get("APP_ID"))
+    facts = tenant_for_login(tenant_id)
     if facts.tenant is None:
         raise LoginError("app_missing", "tenant gone", tenant_id=tenant_id)
     return client_for(facts)

@@ -169,7 +169,8 @@ _FOR_LOGIN = {(by_ref, of_app): _tenant_facts_statement(credentials=True, of_app
 _WITH_USER = _tenant_facts_statement(user=True)
 
 
-def _login_facts(rows) -> TenantFacts:
+def _login_facts(by_ref: bool, params: dict, app_id: str | None) -> TenantFacts:
+    rows = db.session.execute(_FOR_LOGIN[by_ref, bool(app_id)], params | ({"app_id": app_id} if app_id else {})).all()
     width = len(_AppRow._fields)
     tenant, orders = _tenant_and_orders(rows, width)
     app = _AppRow(*rows[0][:width]) if tenant is not None and rows[0][0] is not None else None
@@ -179,15 +180,13 @@ def _login_facts(rows) -> TenantFacts:
 def tenant_for_login(tenant_id: str, app_id: str | None) -> TenantFacts:
     """tenant(), orders_of() and the tenant's newest usable OAuth client in one query: what a login
     reads before it calls the tenant's centre."""
-    params = {"tenant_id": tenant_id} | ({"app_id": app_id} if app_id else {})
-    return _login_facts(db.session.execute(_FOR_LOGIN[False, bool(app_id)], params).all())
+    return _login_facts(False, {"tenant_id": tenant_id}, app_id)
 
 
 def tenant_for_login_by_ref(ref: str, app_id: str | None) -> TenantFacts:
     """The same for the tenant a person names: by tenant ID, else by code in any case (a live
     tenant before a deleted one)."""
-    params = {"ref": ref, "code": ref.lower()} | ({"app_id": app_id} if app_id else {})
-    return _login_facts(db.session.execute(_FOR_LOGIN[True, bool(app_id)], params).all())
+    return _login_facts(True, {"ref": ref, "code": ref.lower()}, app_id)
 
 
 def tenant_and_user(tenant_id: str, user_name: str) -> TenantFacts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 
 import pytest
 import sqlalchemy
@@ -82,3 +83,43 @@ def wait_until_a_query_waits_on_a_lock(engine, timeout: float = 10) -> None:
             if seen:
                 return
             time.sleep(0.01)
+
+
+# --- the joined reads (a tenant with its orders and more): their rows, and comparing them ----------
+
+
+def tenant_with_several_orders(now, *, without_orders: str) -> list:
+    """Tenant "several" with three order links (oldest to newest: an instance, a link the bridge has
+    no instance for, the newest instance) and a deleted debug tenant `without_orders` with none."""
+    from tenants.models import Instance, InstanceStatus, Tenant, TenantInstance
+
+    return [
+        Tenant(tenant_id="several", tenant_code="sev", name="Several", domain_name="https://idp.example.com",
+               last_sync_ts="1", domain_id="d-1"),
+        Tenant(tenant_id=without_orders, tenant_code=without_orders, name="No orders",
+               domain_name="https://idp.example.com", last_sync_ts="1", test_flag=True, deleted_at=now),
+        Instance(instance_id="i-old", order_id="o1", order_line_id="l1", status=InstanceStatus.FROZEN, seats=5),
+        Instance(instance_id="i-new", order_id="o2", order_line_id="l2", status=InstanceStatus.ACTIVE,
+                 expire_time=now + timedelta(days=3)),
+        TenantInstance(tenant_id="several", instance_id="i-old", created_at=now - timedelta(days=3)),
+        TenantInstance(tenant_id="several", instance_id="i-unknown", created_at=now - timedelta(days=2)),
+        TenantInstance(tenant_id="several", instance_id="i-new", created_at=now - timedelta(days=1))]
+
+
+def fields(row) -> dict | None:
+    """A read-only row's fields (None for no row)."""
+    return None if row is None else {k: getattr(row, k) for k in row._fields}
+
+
+def assert_same(row, obj) -> None:
+    """The row holds what the ORM object (or another row) holds, field for field; or both are None."""
+    assert (row is None) == (obj is None)
+    if obj is not None:
+        assert fields(row) == {k: getattr(obj, k) for k in row._fields}
+
+
+def assert_same_orders(got, expected) -> None:
+    """The same order links in the same order, each with the same instance (or none)."""
+    assert [linked for linked, _ in got] == [linked for linked, _ in expected]
+    for (_, instance), (_, wanted) in zip(got, expected, strict=True):
+        assert_same(instance, wanted)  # orders_of's rows also carry the link's id: the row's fields count

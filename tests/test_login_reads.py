@@ -6,7 +6,7 @@ of tenant; and a whole login sends no more statements than that."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import event
@@ -15,8 +15,9 @@ from sqlalchemy.engine import Engine
 from extensions import db
 from sso.auth_centre import AuthCentreClient
 from tenants import queries
-from tenants.models import Instance, InstanceStatus, Tenant, TenantApp, TenantInstance, TenantUser
+from tenants.models import Tenant, TenantApp, TenantUser
 from tests import factories as f
+from tests.helpers import assert_same, assert_same_orders, fields, tenant_with_several_orders
 from tests.sso_fixtures import fake_idp, sign_in
 
 
@@ -29,16 +30,7 @@ def _app(tenant_id, app_id, ts, **over):
 def tenants(app_ctx):
     now = datetime.now(UTC)
     db.session.add_all([
-        Tenant(tenant_id="several", tenant_code="sev", name="Several", domain_name="https://idp.example.com",
-               last_sync_ts="1", domain_id="d-1"),
-        Tenant(tenant_id="bare", tenant_code="bare", name="Nothing synced", domain_name="https://idp.example.com",
-               last_sync_ts="1", test_flag=True, deleted_at=now),
-        Instance(instance_id="i-old", order_id="o1", order_line_id="l1", status=InstanceStatus.FROZEN, seats=5),
-        Instance(instance_id="i-new", order_id="o2", order_line_id="l2", status=InstanceStatus.ACTIVE,
-                 expire_time=now + timedelta(days=3)),
-        TenantInstance(tenant_id="several", instance_id="i-old", created_at=now - timedelta(days=3)),
-        TenantInstance(tenant_id="several", instance_id="i-unknown", created_at=now - timedelta(days=2)),
-        TenantInstance(tenant_id="several", instance_id="i-new", created_at=now - timedelta(days=1)),
+        *tenant_with_several_orders(now, without_orders="bare"),
         # Newest first: deleted, without a secret, without a client id, then the two usable ones.
         _app("several", "gone", "5", deleted_at=now),
         _app("several", "no-secret", "4", client_secret_enc=None),
@@ -49,10 +41,6 @@ def tenants(app_ctx):
                    org_code="D1", authorized=True, enabled=False),
         TenantUser(tenant_id="bare", user_name="alice", name="Other Alice", last_sync_ts="1")])
     db.session.commit()
-
-
-def _fields(row) -> dict | None:
-    return None if row is None else {k: getattr(row, k) for k in row._fields}
 
 
 # The rules written out with the ORM, to compare the joined reads with.
@@ -72,27 +60,13 @@ def named_tenant(ref) -> Tenant | None:
         .order_by(Tenant.deleted_at.is_not(None))).first()
 
 
-def _same(row, obj) -> None:
-    assert (row is None) == (obj is None)
-    if obj is not None:
-        assert _fields(row) == {k: getattr(obj, k) for k in row._fields}
-
-
-def _same_orders(got, expected) -> None:
-    assert [linked for linked, _ in got] == [linked for linked, _ in expected]
-    for (_, instance), (_, wanted) in zip(got, expected, strict=True):
-        assert (instance is None) == (wanted is None)
-        if wanted is not None:  # orders_of's rows also carry the link's id
-            assert _fields(instance) == {k: getattr(wanted, k) for k in instance._fields}
-
-
 @pytest.mark.parametrize("tenant_id", ["several", "bare", "missing"])
 @pytest.mark.parametrize("app_id", [None, "older", "gone", "nobody"])
 def test_the_tenant_for_a_login_is_what_the_separate_reads_answer(tenants, tenant_id, app_id):
     facts = queries.tenant_for_login(tenant_id, app_id)
-    assert _fields(facts.tenant) == _fields(queries.tenant(tenant_id))
-    _same_orders(facts.orders, queries.orders_of(tenant_id))
-    _same(facts.credentials, usable_client(tenant_id, app_id))
+    assert fields(facts.tenant) == fields(queries.tenant(tenant_id))
+    assert_same_orders(facts.orders, queries.orders_of(tenant_id))
+    assert_same(facts.credentials, usable_client(tenant_id, app_id))
     assert facts.user is None
 
 
@@ -108,10 +82,10 @@ def test_the_tenant_a_person_names_is_the_one_tenant_by_ref_finds(tenants, ref):
     db.session.commit()
     facts = queries.tenant_for_login_by_ref(ref, None)
     found = named_tenant(ref)
-    _same(facts.tenant, found)
+    assert_same(facts.tenant, found)
     if found is not None:
-        _same_orders(facts.orders, queries.orders_of(found.tenant_id))
-        _same(facts.credentials, usable_client(found.tenant_id, None))
+        assert_same_orders(facts.orders, queries.orders_of(found.tenant_id))
+        assert_same(facts.credentials, usable_client(found.tenant_id, None))
 
 
 def test_a_tenant_id_wins_over_another_tenants_code(tenants):
@@ -135,9 +109,9 @@ def test_the_newest_usable_client_is_the_one_a_login_uses(tenants):
 @pytest.mark.parametrize("user_name", ["alice", "bob"])
 def test_the_tenant_with_a_user_is_what_the_separate_reads_answer(tenants, tenant_id, user_name):
     facts = queries.tenant_and_user(tenant_id, user_name)
-    assert _fields(facts.tenant) == _fields(queries.tenant(tenant_id))
-    _same_orders(facts.orders, queries.orders_of(tenant_id))
-    _same(facts.user, db.session.get(TenantUser, (tenant_id, user_name)))
+    assert fields(facts.tenant) == fields(queries.tenant(tenant_id))
+    assert_same_orders(facts.orders, queries.orders_of(tenant_id))
+    assert_same(facts.user, db.session.get(TenantUser, (tenant_id, user_name)))
     assert facts.credentials is None
 
 

@@ -12,24 +12,15 @@ from extensions import db
 from sso.models import UserSession
 from sso.oidc.server import session_facts
 from tenants import queries
-from tenants.models import Instance, InstanceStatus, Tenant, TenantInstance, TenantUser
+from tenants.models import InstanceStatus, TenantUser
+from tests.helpers import assert_same, assert_same_orders, fields, tenant_with_several_orders
 
 
 @pytest.fixture
 def tenants(app_ctx):
     now = datetime.now(UTC)
     db.session.add_all([
-        Tenant(tenant_id="several", tenant_code="sev", name="Several", domain_name="https://idp.example.com",
-               last_sync_ts="1", domain_id="d-1"),
-        Tenant(tenant_id="none", tenant_code="none", name="No orders", domain_name="https://idp.example.com",
-               last_sync_ts="1", test_flag=True, deleted_at=now),
-        Instance(instance_id="i-old", order_id="o1", order_line_id="l1", status=InstanceStatus.FROZEN, seats=5),
-        Instance(instance_id="i-new", order_id="o2", order_line_id="l2", status=InstanceStatus.ACTIVE,
-                 expire_time=now + timedelta(days=3)),
-        # Oldest to newest: an instance, a link the bridge has no instance for, the newest instance.
-        TenantInstance(tenant_id="several", instance_id="i-old", created_at=now - timedelta(days=3)),
-        TenantInstance(tenant_id="several", instance_id="i-unknown", created_at=now - timedelta(days=2)),
-        TenantInstance(tenant_id="several", instance_id="i-new", created_at=now - timedelta(days=1)),
+        *tenant_with_several_orders(now, without_orders="none"),
         TenantUser(tenant_id="several", user_name="alice", name="Alice S.", last_sync_ts="1"),
         TenantUser(tenant_id="several", user_name="bob", name="Bob", last_sync_ts="1")])
     for tenant_id in ("several", "none", "missing"):
@@ -37,10 +28,6 @@ def tenants(app_ctx):
                                    name="Alice", email="a@example.com", created_at=now, last_seen_at=now,
                                    expires_at=now + timedelta(hours=8), access_token_enc="secret"))
     db.session.commit()
-
-
-def _facts(row) -> dict | None:
-    return None if row is None else {k: getattr(row, k) for k in row._fields}
 
 
 @pytest.mark.parametrize("tenant_id", ["several", "none", "missing"])
@@ -51,18 +38,9 @@ def test_the_session_with_its_tenant_and_orders_is_what_the_separate_reads_answe
     assert {k: getattr(user_session, k) for k in user_session._fields} == {
         k: getattr(stored, k) for k in user_session._fields}
     assert "access_token_enc" not in user_session._fields  # the centre's tokens are not read
-    assert _facts(tenant) == _facts(queries.tenant(tenant_id))
-    alice = db.session.get(TenantUser, (tenant_id, "alice"))
-    assert (facts.user is None) == (alice is None)
-    if alice is not None:
-        assert _facts(facts.user) == {k: getattr(alice, k) for k in facts.user._fields}
-    expected = queries.orders_of(tenant_id)
-    assert [linked for linked, _ in orders] == [linked for linked, _ in expected]
-    for (_, instance), (_, wanted) in zip(orders, expected, strict=True):
-        assert (instance is None) == (wanted is None)
-        if wanted is not None:
-            assert {k: getattr(instance, k) for k in instance._fields} == {
-                k: getattr(wanted, k) for k in instance._fields}
+    assert fields(tenant) == fields(queries.tenant(tenant_id))
+    assert_same(facts.user, db.session.get(TenantUser, (tenant_id, "alice")))
+    assert_same_orders(orders, queries.orders_of(tenant_id))
 
 
 def test_the_tenant_with_its_orders_in_their_order(tenants):
