@@ -77,16 +77,18 @@ test-deps:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$${need[@]}" >/dev/null
 
 ## test: the whole suite (SQLite, PostgreSQL, pgbouncer, headless Chromium) on every core, a test
-## module per worker (each worker starts its own PostgreSQL); installs what it needs.
+## module per worker (each worker starts its own PostgreSQL), then again every test that reaches
+## PostgreSQL, through PgBouncer in transaction-pooling mode (test-pgbouncer); installs what it needs.
 ## PYTEST_ARGS="-n 0" runs it in one process.
 PYTEST_ARGS ?= -n auto --dist loadfile
 test: test-deps $(BIN)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	TEST_VIA_PGBOUNCER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## test-pgbouncer: the PostgreSQL half of the suite (every [postgresql] test and live server) again,
-## through PgBouncer in transaction-pooling mode (docs/scale-out.md); about 5 minutes on 2 cores.
+## test-pgbouncer: only the second pass of `make test`: every test that reaches PostgreSQL (tests/
+## conftest.py selects them), through PgBouncer (docs/scale-out.md); about 3½ minutes on 2 cores.
 test-pgbouncer: test-deps $(BIN)/.installed
-	TEST_VIA_PGBOUNCER=1 $(BIN)/python -m pytest $(PYTEST_ARGS) -k "postgresql or live"
+	TEST_VIA_PGBOUNCER=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## lint: ruff, and the import contracts of docs/design.md (.importlinter).
 lint: $(BIN)/.installed

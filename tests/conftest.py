@@ -10,7 +10,7 @@ import pytest
 from app import create_app
 from extensions import db
 from keys.rsa import generate_private_key, write_private_key
-from tests.helpers import BASIC_KEY, DATA_KEY, KIT_KEY, truncate_all
+from tests.helpers import BASIC_KEY, DATA_KEY, KIT_KEY, empty_database
 from tests.koogallery import KooGallery
 from tests.pg import PgBouncer, PostgresCluster, find_pg_bin, find_pgbouncer
 
@@ -112,6 +112,23 @@ def postgres_url(request, postgres, base_config):
 VIA_PGBOUNCER = os.environ.get("TEST_VIA_PGBOUNCER") == "1"
 
 
+def reaches_postgres(item) -> bool:
+    """Whether a test reaches the harness PostgreSQL: it asks for postgres_url (directly or through a
+    fixture), or it is the [postgresql] instance of a database_url test."""
+    callspec = getattr(item, "callspec", None)
+    return "postgres_url" in getattr(item, "fixturenames", ()) or (
+        callspec is not None and callspec.params.get("database_url") == "postgresql")
+
+
+def pytest_collection_modifyitems(config, items):
+    # The PgBouncer pass runs what reaches PostgreSQL; the rest ran unchanged in the direct pass.
+    if not VIA_PGBOUNCER:
+        return
+    kept = [item for item in items if reaches_postgres(item)]
+    config.hook.pytest_deselected(items=[item for item in items if not reaches_postgres(item)])
+    items[:] = kept
+
+
 def require_pgbouncer() -> None:
     """Skip without pgbouncer, or fail where the run requires PostgreSQL (CI) or PgBouncer."""
     if find_pgbouncer() is None:
@@ -152,9 +169,9 @@ def database_url(request, tmp_path, sqlite_template):
         return
     url = request.getfixturevalue("postgres_url")
     # Module-scoped live servers share this database too: empty it before and after every test.
-    truncate_all(url)
+    empty_database(url)
     yield url
-    truncate_all(url)
+    empty_database(url)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from app import create_app as create_bridge
 from extensions import db
 from keys.rsa import public_key_for_koogallery
 from simulator import create_app as create_simulator
-from tests.helpers import BASIC_KEY, KIT_KEY, truncate_all
+from tests.helpers import BASIC_KEY, KIT_KEY, empty_database
 from tests.pg import free_port
 from tests.servers import start_bridge, start_simulator
 
@@ -55,7 +55,7 @@ class Stack:
     def reset(self) -> None:
         with self.bridge_app.app_context():
             db.session.remove()
-        truncate_all(self.database_url)
+        empty_database(self.database_url)
         self.sim("reset")
         self.sim("sync")
 
@@ -70,11 +70,11 @@ class Stack:
             db.engine.dispose()
         self.simulator.stop()
         self.bridge.stop()
-        truncate_all(self.database_url)
+        empty_database(self.database_url)
 
 
 def start_stack(base_config, database_url, rsa_key, tmp, **bridge_settings) -> Stack:
-    truncate_all(database_url)
+    empty_database(database_url)
     public_key = public_key_for_koogallery(rsa_key[0])
     sim_port = free_port()
     settings = {"ALLOW_INSECURE_IDP": "true", "COOKIE_SECURE": "false", "APP_ID": APP_ID,

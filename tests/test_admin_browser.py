@@ -18,7 +18,7 @@ from extensions import db
 from sso.models import UserSession
 from sso.sessions import SESSION_COOKIE, sign_session_id
 from tenants.models import SyncCall, Tenant, TenantUser
-from tests.helpers import truncate_all
+from tests.helpers import empty_database
 from tests.servers import ROOT, start_bridge
 
 pytestmark = pytest.mark.live
@@ -48,13 +48,13 @@ def bridge(base_config, postgres_url, tmp_path_factory):
                               workers=1, threads=4, COOKIE_SECURE="false")
     yield server
     server.stop()
-    truncate_all(postgres_url)
+    empty_database(postgres_url)
 
 
 @pytest.fixture
 def seeded(bridge, base_config, postgres_url):
     """Empty tables, then: two operators (one with TOTP), a tenant, and its user signed in."""
-    truncate_all(postgres_url)
+    empty_database(postgres_url)
     helper = create_app({**base_config, "DATABASE_URL": postgres_url})
     runner = helper.test_cli_runner()
     made = runner.invoke(args=["admin", "create-user", "ops", "--totp", "--password-stdin"], input=f"{PASSWORD}\n")

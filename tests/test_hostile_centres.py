@@ -21,7 +21,7 @@ from sso.models import UserSession
 from tenants.models import Tenant
 from tests import factories as f
 from tests.e2e import query_of
-from tests.helpers import KIT_KEY, truncate_all
+from tests.helpers import KIT_KEY, empty_database
 from tests.hostile_centre import HostileCentre
 from tests.koogallery import kit_headers
 from tests.servers import start_bridge
@@ -35,7 +35,7 @@ TOTAL_TIMEOUT = 3
 @pytest.fixture(scope="module")
 def bridge(base_config, postgres_url, tmp_path_factory):
     """The bridge as the local simulator runs it (http and loopback centres allowed): 2 workers x 8 threads."""
-    truncate_all(postgres_url)
+    empty_database(postgres_url)
     server = start_bridge(base_config, postgres_url, tmp_path_factory.mktemp("hostile") / "bridge.log", workers=2,
                           threads=8, ALLOW_INSECURE_IDP="true", COOKIE_SECURE="false",
                           IDP_TOTAL_TIMEOUT=str(TOTAL_TIMEOUT),
@@ -45,7 +45,7 @@ def bridge(base_config, postgres_url, tmp_path_factory):
                           LOGIN_STATES_PER_CLIENT="100000")
     yield server
     server.stop()
-    truncate_all(postgres_url)
+    empty_database(postgres_url)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from app import create_app
 from extensions import db
 from tenants.models import SyncCall, Tenant, TenantInstance
 from tests import factories as f
-from tests.helpers import KIT_KEY, truncate_all
+from tests.helpers import KIT_KEY, empty_database
 from tests.koogallery import kit_headers
 from tests.servers import start_bridge
 
@@ -21,11 +21,11 @@ pytestmark = pytest.mark.live
 
 @pytest.fixture
 def live_bridge(base_config, postgres_url, tmp_path):
-    truncate_all(postgres_url)
+    empty_database(postgres_url)
     server = start_bridge(base_config, postgres_url, tmp_path / "bridge.log")
     yield server
     server.stop()
-    truncate_all(postgres_url)
+    empty_database(postgres_url)
 
 
 def test_twenty_identical_tenant_syncs_in_parallel_make_one_tenant(live_bridge, base_config, postgres_url):

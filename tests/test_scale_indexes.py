@@ -19,7 +19,7 @@ from sso.models import LoginState
 from tenants import queries
 from tenants.models import SyncCall
 from tenants.services import _stored_and_code_holder
-from tests.helpers import truncate_all
+from tests.helpers import empty_database
 from tests.sso_fixtures import start
 
 
@@ -52,21 +52,21 @@ def _plan(statement: str, parameters, *, bitmap: bool = False, sort: bool = Fals
 @pytest.fixture
 def pg_app(base_config, postgres_url):
     """PostgreSQL only (the plans are its planner's), so no SQLite variant to skip."""
-    truncate_all(postgres_url)
+    empty_database(postgres_url, truncate=True)
     app = create_app({**base_config, "DATABASE_URL": postgres_url})
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
-    truncate_all(postgres_url)
+    empty_database(postgres_url, truncate=True)
 
 
 @pytest.fixture
 def database_url(postgres_url):
     """The shared fixtures (an app, a synced tenant) on PostgreSQL only."""
-    truncate_all(postgres_url)
+    empty_database(postgres_url, truncate=True)
     yield postgres_url
-    truncate_all(postgres_url)
+    empty_database(postgres_url, truncate=True)
 
 
 def test_the_login_caps_count_only_open_states_along_an_index(synced, client, app):

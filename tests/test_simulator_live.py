@@ -19,7 +19,7 @@ from keys.rsa import public_key_for_koogallery
 from simulator import create_app as create_simulator
 from simulator.seed import load_seed
 from tenants.models import Department, Instance, Tenant, TenantApp, TenantInstance, TenantUser
-from tests.helpers import BASIC_KEY, KIT_KEY, truncate_all
+from tests.helpers import BASIC_KEY, KIT_KEY, empty_database
 from tests.servers import start_bridge, start_simulator
 
 pytestmark = pytest.mark.live
@@ -136,7 +136,7 @@ class Pair:
 @pytest.fixture(scope="module")
 def pair(base_config, postgres_url, rsa_key, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sim-bridge")
-    truncate_all(postgres_url)
+    empty_database(postgres_url)
     public_key = public_key_for_koogallery(rsa_key[0])
     bridge = start_bridge(base_config, postgres_url, tmp / "bridge.log", workers=1, threads=4,
                           ALLOW_INSECURE_IDP="true")
@@ -158,7 +158,7 @@ def pair(base_config, postgres_url, rsa_key, tmp_path_factory):
         if simulator is not None:
             simulator.stop()
         bridge.stop()
-        truncate_all(postgres_url)
+        empty_database(postgres_url)
 
 
 def test_sim_sync_stores_tenants_apps_departments_users_and_orders_in_the_bridge(pair):

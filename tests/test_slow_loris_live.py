@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests import factories as f
-from tests.helpers import KIT_KEY, missing_dependency, truncate_all
+from tests.helpers import KIT_KEY, empty_database, missing_dependency
 from tests.hostile_centre import slow_body, slow_loris
 from tests.koogallery import kit_headers
 from tests.nginx import APT_COMMAND, Nginx, directive_seconds, find_nginx, limit_conn_per_client
@@ -43,7 +43,7 @@ def nginx_bin():
 @pytest.fixture(scope="module")
 def bridge(base_config, postgres_url, tmp_path_factory):
     """gunicorn exactly as `sso-bridge serve` runs it (gunicorn.conf.py), with a small pool."""
-    truncate_all(postgres_url)
+    empty_database(postgres_url)
     port = free_port()
     env = bridge_env(base_config, postgres_url, ALLOW_INSECURE_IDP="true", COOKIE_SECURE="false")
     env.update(GUNICORN_BIND=f"127.0.0.1:{port}", GUNICORN_WORKERS=str(WORKERS), GUNICORN_THREADS=str(THREADS))
@@ -51,7 +51,7 @@ def bridge(base_config, postgres_url, tmp_path_factory):
                         log_path=tmp_path_factory.mktemp("loris") / "bridge.log")
     yield server
     server.stop()
-    truncate_all(postgres_url)
+    empty_database(postgres_url)
 
 
 @pytest.fixture(scope="module")
