@@ -8,6 +8,7 @@ import re
 import sqlite3
 import uuid
 
+import click
 from flask import Flask, g, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
@@ -21,14 +22,13 @@ import ops
 import sso
 import tenants
 from config import load_config
-from extensions import csrf, db, migrate
+from extensions import MIGRATIONS, csrf, db
 from ops.logs import configure_logging
 
 REQUEST_ID_HEADER = "X-Request-Id"
 PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:{logo}; form-action 'self' http: https:; "
             "frame-ancestors 'none'; base-uri 'none'")
 _INCOMING_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
-MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -73,9 +73,19 @@ def register_extensions(app: Flask) -> None:
         statement = "; ".join(f"SET LOCAL {k} = {v}" for k, v in timeouts.items())
         with app.app_context():
             event.listen(db.engine, "begin", lambda conn: conn.exec_driver_sql(statement))
-    migrate.init_app(app, db, directory=MIGRATIONS)
+    if click.get_current_context(silent=True) is not None:
+        # Built for a command line (`flask`, `sso-bridge`). A serving worker builds the app outside
+        # any, and so never loads Alembic: 10 MiB of each worker's memory.
+        register_migrations(app)
     keys.init_app(app)
     csrf.init_app(app)
+
+
+def register_migrations(app: Flask) -> None:
+    """Flask-Migrate: `db …` on the app's command line and the migrations' settings."""
+    from flask_migrate import Migrate
+
+    Migrate(app, db, directory=MIGRATIONS)
 
 
 def _postgres_timeouts(config) -> dict[str, int]:

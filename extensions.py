@@ -1,6 +1,7 @@
 """Extension singletons, unbound; `create_app` binds them with `init_app`."""
 
-from flask_migrate import Migrate
+import os
+
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
@@ -21,5 +22,5 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
 csrf = CSRFProtect()
+MIGRATIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "migrations")

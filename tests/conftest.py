@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from app import create_app
+from app import create_app, register_migrations
 from extensions import db
 from keys.rsa import generate_private_key, write_private_key
 from tests.helpers import BASIC_KEY, DATA_KEY, KIT_KEY, empty_database
@@ -77,6 +77,7 @@ def _migrate(config: dict, url: str) -> None:
     from flask_migrate import upgrade
 
     app = create_app({**config, "DATABASE_URL": url})
+    register_migrations(app)
     with app.app_context():
         upgrade()
         db.engine.dispose()

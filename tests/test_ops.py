@@ -6,16 +6,20 @@ import io
 import json
 import logging
 import re
+import subprocess
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 
 from app import create_app
 from common.clock import utcnow
-from extensions import db
+from extensions import MIGRATIONS, db
 from ops import maintenance
+from ops.health import code_heads
 from ops.logs import JsonFormatter
 from ops.maintenance import run_maintenance
 from sso.models import LoginState, UserSession
@@ -43,6 +47,29 @@ def test_readyz_reports_missing_migrations_and_keys(base_config, tmp_path):
     assert response.status_code == 503 and body["status"] == "not ready"
     assert "flask db upgrade" in body["checks"]["migrations"]["detail"]
     assert "flask keys generate" in body["checks"]["keys"]["detail"]
+
+
+_SERVE_ONLY = """
+import json, sys
+from app import create_app
+client = create_app(json.loads(sys.argv[1])).test_client()
+answers = [client.get(path).get_json() for path in ("/healthz", "/readyz")]
+loaded = sorted({name.split(".")[0] for name in sys.modules} & {"alembic", "flask_migrate", "mako"})
+print(json.dumps({"answers": answers, "loaded": loaded}))
+"""
+
+
+def test_a_serving_process_never_loads_alembic(base_config, tmp_path):
+    # A gunicorn worker builds the app and serves /readyz, never `flask db`: Alembic (10 MiB a
+    # worker) must stay out of it, and /readyz still tells a stale schema from a current one.
+    config = {**base_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite'}"}
+    run = subprocess.run([sys.executable, "-c", _SERVE_ONLY, json.dumps(config)], capture_output=True, text=True,
+                         timeout=60, cwd=str(Path(MIGRATIONS).parent), check=True)
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["loaded"] == []
+    migrations = seen["answers"][1]["checks"]["migrations"]
+    assert migrations == {"ok": False, "detail": f"database at nothing, code expects {','.join(sorted(code_heads()))}: "
+                                                 "run flask db upgrade"}
 
 
 def test_readyz_when_database_is_down(base_config):
