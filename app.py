@@ -75,7 +75,7 @@ def register_extensions(app: Flask) -> None:
             event.listen(db.engine, "begin", lambda conn: conn.exec_driver_sql(statement))
     if click.get_current_context(silent=True) is not None:
         # Built for a command line (`flask`, `sso-bridge`). A serving worker builds the app outside
-        # any, and so never loads Alembic: 10 MiB of each worker's memory.
+        # any, and so never loads Alembic: 6-10 MiB of each worker's memory.
         register_migrations(app)
     keys.init_app(app)
     csrf.init_app(app)

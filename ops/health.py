@@ -26,7 +26,7 @@ def code_heads(directory: str = MIGRATIONS) -> frozenset[str]:
     """The newest migrations this code ships: the revisions no script names as its down_revision.
 
     Read from the scripts' assignments rather than through Alembic, which a serving worker would
-    otherwise import for this alone (10 MiB of memory each); tests/test_migrations.py holds it to
+    otherwise import for this alone (6-10 MiB of memory each); tests/test_migrations.py holds it to
     Alembic's own heads. Once per process: the scripts do not change under a running process."""
     revisions, parents = set(), set()
     for script in Path(directory, "versions").glob("*.py"):
