@@ -60,7 +60,7 @@ print(json.dumps({"answers": answers, "loaded": loaded}))
 
 
 def test_a_serving_process_never_loads_alembic(base_config, tmp_path):
-    # A gunicorn worker builds the app and serves /readyz, never `flask db`: Alembic (10 MiB a
+    # A gunicorn worker builds the app and serves /readyz, never `flask db`: Alembic (6-10 MiB a
     # worker) must stay out of it, and /readyz still tells a stale schema from a current one.
     config = {**base_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite'}"}
     run = subprocess.run([sys.executable, "-c", _SERVE_ONLY, json.dumps(config)], capture_output=True, text=True,
