@@ -1,4 +1,4 @@
-"""Extension singletons, unbound; `create_app` binds them with `init_app`."""
+"""Extension singletons, unbound (`create_app` binds them with `init_app`), and where the migrations live."""
 
 import os
 

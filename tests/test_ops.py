@@ -10,14 +10,13 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import event
 
 from app import create_app
 from common.clock import utcnow
-from extensions import MIGRATIONS, db
+from extensions import db
 from ops import maintenance
 from ops.health import code_heads
 from ops.logs import JsonFormatter
@@ -26,6 +25,7 @@ from sso.models import LoginState, UserSession
 from tenants.models import Instance, InstanceStatus, SeenNonce, SyncCall, TenantInstance, TenantUser
 from tests import factories as f
 from tests.helpers import ok
+from tests.servers import ROOT
 
 
 def test_healthz(client):
@@ -64,7 +64,7 @@ def test_a_serving_process_never_loads_alembic(base_config, tmp_path):
     # worker) must stay out of it, and /readyz still tells a stale schema from a current one.
     config = {**base_config, "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite'}"}
     run = subprocess.run([sys.executable, "-c", _SERVE_ONLY, json.dumps(config)], capture_output=True, text=True,
-                         timeout=60, cwd=str(Path(MIGRATIONS).parent), check=True)
+                         timeout=60, cwd=ROOT, check=True)
     seen = json.loads(run.stdout.strip().splitlines()[-1])
     assert seen["loaded"] == []
     migrations = seen["answers"][1]["checks"]["migrations"]
